@@ -1,0 +1,1 @@
+"""autodiff_ref."""

@@ -1,0 +1,3 @@
+"""Checking helpers: derivatives."""
+
+__all__: list[str] = []

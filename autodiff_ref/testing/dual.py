@@ -1,0 +1,3 @@
+"""Checking helpers: dual."""
+
+__all__: list[str] = []

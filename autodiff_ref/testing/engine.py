@@ -1,0 +1,3 @@
+"""Checking helpers: engine."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Checking helpers: graphs."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Checking helpers: scalar."""
+
+__all__: list[str] = []

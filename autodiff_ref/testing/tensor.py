@@ -1,0 +1,3 @@
+"""Checking helpers: tensor."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Checking helpers: training."""
+
+__all__: list[str] = []
