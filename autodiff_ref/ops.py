@@ -1,0 +1,410 @@
+"""Every differentiable op: its forward on NumPy arrays next to its backward on Tensors.
+
+Read each class as one row of a table. ``forward`` computes the value; ``backward`` receives
+``g``, the gradient flowing into the output ``node``, and returns the vector-Jacobian product for
+each input, ``g · d(node)/d(input)``, built from Tensor operations so that gradients can be
+differentiated again.
+
+Elementwise ops broadcast as NumPy does. An input that was broadcast was, in effect, copied along
+the stretched axes, so its gradient is the sum over those axes: :func:`unbroadcast`.
+
+Below the classes, a lowercase function per op (``mul(a, b)``, ``sum(a, axis)``) applies it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .tensor import Function, Tensor
+
+Axis = int | tuple[int, ...] | None
+
+
+def constant(array: Any) -> Tensor:
+    """A tensor outside the graph: masks and signs that scale a gradient but are not learned."""
+    return Tensor._from_op(np.asarray(array), None, ())
+
+
+def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving it ``shape``.
+
+    Broadcasting ``(3,)`` to ``(2, 3)`` uses each element twice, so each element's gradient is the
+    sum of the two rows' gradients: ``unbroadcast(g, (3,)) == g.sum(axis=0)``.
+    """
+    if grad.shape == shape:
+        return grad
+    added = grad.ndim - len(shape)
+    stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1)
+    return grad.sum(axis=tuple(range(added)) + stretched, keepdims=True).reshape(shape)
+
+
+def _kept_shape(shape: tuple[int, ...], axis: Axis) -> tuple[int, ...]:
+    """The shape a reduction over ``axis`` has with ``keepdims=True``."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+# -- elementwise, two inputs -------------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        grad_a = unbroadcast(g * b * a ** (b - 1), a.shape)
+        # d(a^b)/db = a^b log a exists only for a > 0; skip it when b is a constant like 2.
+        grad_b = unbroadcast(g * node * log(a), b.shape) if b.requires_grad else None
+        return grad_a, grad_b
+
+
+# -- elementwise, one input --------------------------------------------------------------------
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g, node):
+        return (-g,)
+
+
+class Exp(Function):
+    def forward(self, a):
+        return np.exp(a)
+
+    def backward(self, g, node):
+        return (g * node,)
+
+
+class Log(Function):
+    def forward(self, a):
+        return np.log(a)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        return (g / a,)
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        return np.sqrt(a)
+
+    def backward(self, g, node):
+        return (g / (2 * node),)
+
+
+class Abs(Function):
+    def forward(self, a):
+        return np.abs(a)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        return (g * constant(np.sign(a.data)),)
+
+
+class ReLU(Function):
+    def forward(self, a):
+        return np.maximum(a, 0)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        return (g * constant((a.data > 0).astype(a.dtype)),)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        return 0.5 * (1 + np.tanh(0.5 * a))  # equals 1 / (1 + e^-a) and never overflows
+
+    def backward(self, g, node):
+        return (g * node * (1 - node),)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        return np.tanh(a)
+
+    def backward(self, g, node):
+        return (g * (1 - node * node),)
+
+
+class Cast(Function):
+    def __init__(self, dtype: Any):
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, a):
+        return a.astype(self.dtype)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        return (cast(g, a.dtype),)
+
+
+# -- matrix product ------------------------------------------------------------------------------
+class MatMul(Function):
+    """``a @ b`` with NumPy's rules: 1-D operands are vectors, leading axes are batch axes."""
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        if a.ndim == 2 and b.ndim == 2:  # dL/dA = G Bᵀ, dL/dB = Aᵀ G
+            return g @ b.T, a.T @ g
+        # Treat a vector as a one-row (a) or one-column (b) matrix, then undo that at the end.
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
+        grad_a = unbroadcast(g2 @ swap_last_axes(b2), a2.shape).reshape(a.shape)
+        grad_b = unbroadcast(swap_last_axes(a2) @ g2, b2.shape).reshape(b.shape)
+        return grad_a, grad_b
+
+
+def swap_last_axes(t: Tensor) -> Tensor:
+    """Transpose every matrix in a stack: ``(..., m, n) -> (..., n, m)``."""
+    axes = list(range(t.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return t.transpose(axes)
+
+
+# -- shapes ---------------------------------------------------------------------------------------
+class Reshape(Function):
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def forward(self, a):
+        return a.reshape(self.shape)
+
+    def backward(self, g, node):
+        return (g.reshape(node.inputs[0].shape),)
+
+
+class Transpose(Function):
+    """Permute axes; ``axes=None`` reverses them, as ``ndarray.T`` does."""
+
+    def __init__(self, axes: Sequence[int] | None = None):
+        self.axes = None if axes is None else tuple(axes)
+
+    def forward(self, a):
+        return np.transpose(a, self.axes)
+
+    def backward(self, g, node):
+        inverse = None if self.axes is None else tuple(np.argsort(self.axes))
+        return (transpose(g, inverse),)
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def forward(self, a):
+        return np.broadcast_to(a, self.shape)
+
+    def backward(self, g, node):
+        return (unbroadcast(g, node.inputs[0].shape),)
+
+
+class GetItem(Function):
+    """``a[index]`` for any NumPy index: integers, slices, integer arrays, masks."""
+
+    def __init__(self, index: Any):
+        self.index = index
+
+    def forward(self, a):
+        return a[self.index]
+
+    def backward(self, g, node):
+        return (IndexAdd(self.index, node.inputs[0].shape)(g),)
+
+
+class IndexAdd(Function):
+    """Zeros of ``shape`` with ``g`` added at ``index``: indexing's backward (repeats add up)."""
+
+    def __init__(self, index: Any, shape: tuple[int, ...]):
+        self.index, self.shape = index, shape
+
+    def forward(self, g):
+        out = np.zeros(self.shape, dtype=g.dtype)
+        np.add.at(out, self.index, g)
+        return out
+
+    def backward(self, g, node):
+        return (g[self.index],)
+
+
+# -- reductions -----------------------------------------------------------------------------------
+class Sum(Function):
+    def __init__(self, axis: Axis = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        return np.sum(a, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g, node):
+        shape = node.inputs[0].shape
+        return (g.reshape(_kept_shape(shape, self.axis)).broadcast_to(shape),)
+
+
+class Max(Function):
+    def __init__(self, axis: Axis = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        return np.max(a, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        kept = _kept_shape(a.shape, self.axis)
+        winners = a.data == node.data.reshape(kept)
+        share = winners / winners.sum(axis=self.axis, keepdims=True)  # ties split the gradient
+        return (g.reshape(kept).broadcast_to(a.shape) * constant(share.astype(a.dtype)),)
+
+
+class LogSumExp(Function):
+    """``log(sum(exp(a)))`` over ``axis``, computed as ``m + log(sum(exp(a - m)))`` with ``m``
+    the maximum, so that no exponential overflows."""
+
+    def __init__(self, axis: Axis = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        m = np.max(a, axis=self.axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        out = np.log(np.sum(np.exp(a - m), axis=self.axis, keepdims=True)) + m
+        if self.keepdims:
+            return out
+        return out.reshape(()) if self.axis is None else np.squeeze(out, axis=self.axis)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        kept = _kept_shape(a.shape, self.axis)
+        softmax = (a - node.reshape(kept)).exp()
+        return (g.reshape(kept).broadcast_to(a.shape) * softmax,)
+
+
+# -- one function per op --------------------------------------------------------------------------
+def add(a, b) -> Tensor:
+    return Add()(a, b)
+
+
+def sub(a, b) -> Tensor:
+    return Sub()(a, b)
+
+
+def mul(a, b) -> Tensor:
+    return Mul()(a, b)
+
+
+def div(a, b) -> Tensor:
+    return Div()(a, b)
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 -- ops.pow mirrors np.power and the operator **
+    return Pow()(a, b)
+
+
+def neg(a) -> Tensor:
+    return Neg()(a)
+
+
+def exp(a) -> Tensor:
+    return Exp()(a)
+
+
+def log(a) -> Tensor:
+    return Log()(a)
+
+
+def sqrt(a) -> Tensor:
+    return Sqrt()(a)
+
+
+def abs(a) -> Tensor:  # noqa: A001
+    return Abs()(a)
+
+
+def relu(a) -> Tensor:
+    return ReLU()(a)
+
+
+def sigmoid(a) -> Tensor:
+    return Sigmoid()(a)
+
+
+def tanh(a) -> Tensor:
+    return Tanh()(a)
+
+
+def cast(a, dtype) -> Tensor:
+    return a if isinstance(a, Tensor) and a.dtype == np.dtype(dtype) else Cast(dtype)(a)
+
+
+def matmul(a, b) -> Tensor:
+    return MatMul()(a, b)
+
+
+def reshape(a, shape: tuple[int, ...]) -> Tensor:
+    return a if isinstance(a, Tensor) and a.shape == tuple(shape) else Reshape(tuple(shape))(a)
+
+
+def transpose(a, axes: Sequence[int] | None = None) -> Tensor:
+    return Transpose(axes)(a)
+
+
+def broadcast_to(a, shape: tuple[int, ...]) -> Tensor:
+    return a if isinstance(a, Tensor) and a.shape == tuple(shape) else BroadcastTo(tuple(shape))(a)
+
+
+def getitem(a, index: Any) -> Tensor:
+    if isinstance(index, Tensor):
+        index = index.data.astype(np.intp)
+    return GetItem(index)(a)
+
+
+def sum(a, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return Sum(axis, keepdims)(a)
+
+
+def max(a, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return Max(axis, keepdims)(a)
+
+
+def logsumexp(a, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    return LogSumExp(axis, keepdims)(a)

@@ -1,0 +1,419 @@
+"""Tensors that remember how they were made, and the backward pass over them.
+
+A :class:`Tensor` wraps a NumPy array. When it is the output of a :class:`Function` applied to
+tensors that require gradients, it also keeps that function (``op``) and its input tensors
+(``inputs``): together they form the computational graph. ``backward`` walks that graph from the
+output back to the leaves, asking each op for its vector-Jacobian product.
+
+The ops themselves live in :mod:`autodiff_ref.ops`, one ``Function`` subclass each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from .graph import topological_order
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block, ops record no graph: outputs never require gradients.
+
+    Use it for evaluation and for updating parameters in place. Also works as a decorator.
+    """
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record the graph (False inside :func:`no_grad`)."""
+    return _grad_enabled
+
+
+def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """A fresh NumPy array from ``data``; integer and boolean data become float64."""
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        array = np.array(data, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"a Tensor holds numbers: got {type(data).__name__} ({error})"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"a Tensor holds real numbers: got {type(data).__name__} of dtype {array.dtype}"
+        )
+    if dtype is None and array.dtype.kind in "biu":
+        array = array.astype(np.float64)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    ``Tensor(data, requires_grad=False, dtype=None)``: ``data`` is a number, a nested list or a
+    NumPy array (copied). Integers and booleans become float64 unless ``dtype`` says otherwise;
+    floating arrays keep their dtype, and so do their gradients.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "__weakref__")
+
+    # NumPy defers to our reflected operators, so `array + tensor` is a Tensor, not an array of them.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        array = _to_array(data, dtype)
+        if requires_grad and array.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require gradients, but dtype is {array.dtype}; "
+                "leave dtype unset (integers then become float64) or pass a float dtype"
+            )
+        self.data: np.ndarray = array
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self.op: Function | None = None
+        self.inputs: tuple[Tensor, ...] = ()
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, op: Function | None, inputs: tuple[Tensor, ...]) -> Tensor:
+        """An op's output; skips ``__init__``'s checks, which the op's inputs already passed."""
+        out = object.__new__(cls)
+        out.data, out.grad, out.op, out.inputs = data, None, op, inputs
+        out.requires_grad = op is not None
+        return out
+
+    # -- plain facts --------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.data.item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extra = f", op={type(self.op).__name__}" if self.op is not None else ""
+        extra += ", requires_grad=True" if self.requires_grad and self.op is None else ""
+        return f"Tensor({body}{extra})"
+
+    def detach(self) -> Tensor:
+        """The same data as a new leaf that does not require gradients: the graph stops here."""
+        return Tensor._from_op(self.data, None, ())
+
+    # -- the backward pass --------------------------------------------------------------------
+    def backward(self, grad: Any = None) -> None:
+        """Add d(self)/d(x) to ``x.grad`` for every tensor ``x`` in the graph that requires grad.
+
+        ``grad`` is the gradient flowing into ``self`` (the vector in a vector-Jacobian product);
+        it may be left out when ``self`` has a single element, such as a loss.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: none of the tensors it "
+                "was computed from has requires_grad=True (or it was computed under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without grad= works only for a tensor with one element (a loss), "
+                    f"but this one has shape {self.shape}; reduce it first (e.g. .sum()) or pass "
+                    f"grad= of shape {self.shape}"
+                )
+            seed = Tensor._from_op(np.ones_like(self.data), None, ())
+        else:
+            seed = Tensor._from_op(_to_array(grad, self.dtype), None, ())
+            if seed.shape != self.shape:
+                raise ValueError(
+                    f"backward(grad=...) got a gradient of shape {seed.shape} for a tensor of shape {self.shape}"
+                )
+        with no_grad():
+            for node, node_grad in _backpropagate(self, seed):
+                if node.grad is not None:
+                    node.grad = node.grad + node_grad.data
+                elif node.op is None:
+                    node.grad = node_grad.data.copy()  # a leaf's gradient is its own, never a view
+                else:
+                    node.grad = node_grad.data
+
+    # -- operators (the ops are in ops.py) ----------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return ops.neg(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.getitem(self, index)
+
+    # -- methods ------------------------------------------------------------------------------
+    def exp(self) -> Tensor:
+        return ops.exp(self)
+
+    def log(self) -> Tensor:
+        return ops.log(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.sqrt(self)
+
+    def abs(self) -> Tensor:
+        return ops.abs(self)
+
+    def relu(self) -> Tensor:
+        return ops.relu(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        return ops.tanh(self)
+
+    def matmul(self, other: Any) -> Tensor:
+        return ops.matmul(self, other)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        total = ops.sum(self, axis, keepdims)
+        return total * (total.size / self.size)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.max(self, axis, keepdims)
+
+    def logsumexp(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.logsumexp(self, axis, keepdims)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return self - self.logsumexp(axis, keepdims=True)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return self.log_softmax(axis).exp()
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.transpose(self, axes or None)
+
+    @property
+    def T(self) -> Tensor:
+        return ops.transpose(self, None)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return ops.broadcast_to(self, tuple(shape))
+
+    def astype(self, dtype: Any) -> Tensor:
+        return ops.cast(self, dtype)
+
+
+class Function:
+    """One differentiable operation.
+
+    Subclasses define
+
+    * ``forward(self, *arrays) -> ndarray``: the value, on NumPy arrays;
+    * ``backward(self, out_grad, node) -> tuple[Tensor, ...]``: given the gradient ``out_grad``
+      flowing into the output ``node`` (a Tensor whose ``inputs`` are the op's inputs), the
+      gradient for each input, with that input's shape, computed with Tensor operations so that
+      it can itself be differentiated. A gradient may be ``None`` for an input that does not
+      require grad.
+
+    Settings of an op (an axis, a shape) go to ``__init__``. Calling an instance on tensors,
+    arrays or numbers, ``Mul()(a, b)``, computes the output and records the op in the graph.
+    """
+
+    def forward(self, *arrays: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def backward(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        raise NotImplementedError(f"{type(self).__name__} does not define backward()")
+
+    def __call__(self, *inputs: Any) -> Tensor:
+        tensors = _as_tensors(inputs)
+        try:
+            data = self.forward(*[t.data for t in tensors])
+        except ValueError as error:
+            shapes = ", ".join(str(t.shape) for t in tensors)
+            raise ValueError(f"{type(self).__name__} got inputs of shapes {shapes}: {error}") from error
+        data = np.asarray(data)
+        if _grad_enabled and any(t.requires_grad for t in tensors):
+            return Tensor._from_op(data, self, tensors)
+        return Tensor._from_op(data, None, ())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
+    """The op's inputs as Tensors; a Python number takes the dtype of the first float tensor."""
+    like = next((v.dtype for v in values if isinstance(v, Tensor) and v.dtype.kind == "f"), None)
+    return tuple(
+        v if isinstance(v, Tensor)
+        else Tensor._from_op(np.asarray(v, dtype=like) if like is not None and np.isscalar(v) else _to_array(v), None, ())
+        for v in values
+    )
+
+
+def _input_gradients(node: Tensor, out_grad: Tensor) -> tuple[Tensor | None, ...]:
+    """Ask ``node``'s op for its inputs' gradients and check that they fit the inputs."""
+    op_name = type(node.op).__name__
+    grads = node.op.backward(out_grad, node)
+    if isinstance(grads, Tensor):
+        grads = (grads,)
+    if not isinstance(grads, (tuple, list)) or len(grads) != len(node.inputs):
+        count = len(grads) if isinstance(grads, (tuple, list)) else f"a {type(grads).__name__}"
+        raise TypeError(
+            f"{op_name}.backward must return a tuple with one gradient per input "
+            f"({len(node.inputs)}), but returned {count}"
+        )
+    checked = []
+    for position, (tensor, grad) in enumerate(zip(node.inputs, grads)):
+        if grad is None or not tensor.requires_grad:
+            if grad is None and tensor.requires_grad:
+                raise TypeError(f"{op_name}.backward returned None for input {position}, which requires grad")
+            checked.append(None)
+            continue
+        if not isinstance(grad, Tensor):
+            raise TypeError(
+                f"{op_name}.backward returned a {type(grad).__name__} for input {position}; return a "
+                "Tensor computed from out_grad with Tensor operations"
+            )
+        if grad.shape != tensor.shape:
+            raise ValueError(
+                f"{op_name}.backward returned a gradient of shape {grad.shape} for input {position}, "
+                f"which has shape {tensor.shape}; a gradient has the shape of its input (if the input "
+                "was broadcast, sum the gradient over the broadcast axes: ops.unbroadcast)"
+            )
+        checked.append(grad if grad.dtype == tensor.dtype else grad.astype(tensor.dtype))
+    return tuple(checked)
+
+
+def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Every tensor that ``root`` depends on and that requires grad, with d(root)/d(it).
+
+    ``seed`` is the gradient flowing into ``root``. Contributions from every path are summed in a
+    ledger keyed by tensor; a tensor's total is final once every op that used it (all of them
+    come later in topological order) has been visited.
+    """
+    ledger: dict[int, Tensor] = {id(root): seed}
+    reached = []
+    for node in reversed(topological_order(root)):
+        grad = ledger.pop(id(node), None)
+        if grad is None:
+            continue
+        reached.append((node, grad))
+        if node.op is None:
+            continue
+        for tensor, input_grad in zip(node.inputs, _input_gradients(node, grad)):
+            if input_grad is not None:
+                key = id(tensor)
+                ledger[key] = input_grad if key not in ledger else ledger[key] + input_grad
+    return reached
+
+
+def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The gradient function of a scalar-valued ``f``, as in JAX.
+
+    ``grad(f)(x)`` is d f / d x as a Tensor that is itself part of a graph, so it can be
+    differentiated again: ``grad(lambda x: grad(f)(x).sum())(x)`` gives second derivatives.
+    With a tuple ``argnums`` the result is a tuple of gradients. Arguments that are not tensors
+    requiring grad are wrapped in new ones; ``.grad`` attributes are left untouched.
+    """
+    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+    def gradient(*args: Any) -> Any:
+        args = list(args)
+        for i in positions:
+            if not (isinstance(args[i], Tensor) and args[i].requires_grad):
+                args[i] = Tensor(args[i], requires_grad=True)
+        out = f(*args)
+        if not isinstance(out, Tensor) or out.size != 1:
+            shape = out.shape if isinstance(out, Tensor) else type(out).__name__
+            raise TypeError(f"grad(f) needs f to return a one-element Tensor, got {shape}")
+        if not out.requires_grad:
+            found = {}
+        else:
+            found = {id(node): g for node, g in _backpropagate(out, Tensor._from_op(np.ones_like(out.data), None, ()))}
+        zeros = lambda t: Tensor._from_op(np.zeros_like(t.data), None, ())  # noqa: E731
+        grads = tuple(found[id(args[i])] if id(args[i]) in found else zeros(args[i]) for i in positions)
+        return grads[0] if isinstance(argnums, int) else grads
+
+    return gradient
+
+
+from . import ops  # noqa: E402  -- ops needs Tensor and Function, defined above
