@@ -187,7 +187,8 @@ class MatMul(Function):
     def backward(self, g, node):
         a, b = node.inputs
         if a.ndim == 2 and b.ndim == 2:  # dL/dA = G Bᵀ, dL/dB = Aᵀ G
-            return g @ b.T, a.T @ g
+            # A product is as costly as the forward: skip it for an input that is data, like X.
+            return (g @ b.T if a.requires_grad else None), (a.T @ g if b.requires_grad else None)
         # Treat a vector as a one-row (a) or one-column (b) matrix, then undo that at the end.
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
@@ -294,7 +295,7 @@ class Max(Function):
         kept = _kept_shape(a.shape, self.axis)
         winners = a.data == node.data.reshape(kept)
         share = winners / winners.sum(axis=self.axis, keepdims=True)  # ties split the gradient
-        return (g.reshape(kept).broadcast_to(a.shape) * constant(share.astype(a.dtype)),)
+        return (g.reshape(kept) * constant(share.astype(a.dtype)),)
 
 
 class LogSumExp(Function):
@@ -316,7 +317,21 @@ class LogSumExp(Function):
         (a,) = node.inputs
         kept = _kept_shape(a.shape, self.axis)
         softmax = (a - node.reshape(kept)).exp()
-        return (g.reshape(kept).broadcast_to(a.shape) * softmax,)
+        return (g.reshape(kept) * softmax,)
+
+
+class LogSoftmax(Function):
+    """``a - logsumexp(a)`` along ``axis``: log-probabilities, stable for any input size."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def forward(self, a):
+        shifted = a - np.max(a, axis=self.axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))
+
+    def backward(self, g, node):
+        return (g - node.exp() * g.sum(axis=self.axis, keepdims=True),)
 
 
 # -- one function per op --------------------------------------------------------------------------
@@ -408,3 +423,7 @@ def max(a, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 def logsumexp(a, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return LogSumExp(axis, keepdims)(a)
+
+
+def log_softmax(a, axis: int = -1) -> Tensor:
+    return LogSoftmax(axis)(a)

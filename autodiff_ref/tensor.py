@@ -164,14 +164,18 @@ class Tensor:
                 raise ValueError(
                     f"backward(grad=...) got a gradient of shape {seed.shape} for a tensor of shape {self.shape}"
                 )
+        stored: set[int] = set()
         with no_grad():
             for node, node_grad in _backpropagate(self, seed):
                 if node.grad is not None:
                     node.grad = node.grad + node_grad.data
-                elif node.op is None:
-                    node.grad = node_grad.data.copy()  # a leaf's gradient is its own, never a view
                 else:
                     node.grad = node_grad.data
+                    # Ops may hand the same array to several inputs (Add passes g on as it is) or
+                    # return a view; every .grad gets an array of its own, safe to change in place.
+                    if id(node.grad) in stored or not node.grad.flags.owndata:
+                        node.grad = node.grad.copy()
+                stored.add(id(node.grad))
 
     # -- operators (the ops are in ops.py) ----------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -255,7 +259,7 @@ class Tensor:
         return ops.logsumexp(self, axis, keepdims)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return self - self.logsumexp(axis, keepdims=True)
+        return ops.log_softmax(self, axis)
 
     def softmax(self, axis: int = -1) -> Tensor:
         return self.log_softmax(axis).exp()
@@ -304,7 +308,7 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
     def __call__(self, *inputs: Any) -> Tensor:
-        tensors = _as_tensors(inputs)
+        tensors = inputs if all(type(x) is Tensor for x in inputs) else _as_tensors(inputs)
         try:
             data = self.forward(*[t.data for t in tensors])
         except ValueError as error:
