@@ -308,15 +308,23 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
     def __call__(self, *inputs: Any) -> Tensor:
-        tensors = inputs if all(type(x) is Tensor for x in inputs) else _as_tensors(inputs)
+        # Plain loops rather than all()/any() over generators: this runs for every op, forward
+        # and backward, and on small arrays its overhead is most of an op's cost.
+        for value in inputs:
+            if not isinstance(value, Tensor):
+                inputs = _as_tensors(inputs)
+                break
         try:
-            data = self.forward(*[t.data for t in tensors])
+            data = self.forward(*[t.data for t in inputs])
         except ValueError as error:
-            shapes = ", ".join(str(t.shape) for t in tensors)
+            shapes = ", ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{type(self).__name__} got inputs of shapes {shapes}: {error}") from error
-        data = np.asarray(data)
-        if _grad_enabled and any(t.requires_grad for t in tensors):
-            return Tensor._from_op(data, self, tensors)
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)
+        if _grad_enabled:
+            for tensor in inputs:
+                if tensor.requires_grad:
+                    return Tensor._from_op(data, self, inputs)
         return Tensor._from_op(data, None, ())
 
     def __repr__(self) -> str:
@@ -347,24 +355,26 @@ def _input_gradients(node: Tensor, out_grad: Tensor) -> tuple[Tensor | None, ...
         )
     checked = []
     for position, (tensor, grad) in enumerate(zip(node.inputs, grads)):
-        if grad is None or not tensor.requires_grad:
-            if grad is None and tensor.requires_grad:
-                raise TypeError(f"{op_name}.backward returned None for input {position}, which requires grad")
+        if not tensor.requires_grad:
             checked.append(None)
-            continue
-        if not isinstance(grad, Tensor):
+        elif grad is None:
+            raise TypeError(f"{op_name}.backward returned None for input {position}, which requires grad")
+        elif not isinstance(grad, Tensor):
             raise TypeError(
                 f"{op_name}.backward returned a {type(grad).__name__} for input {position}; return a "
                 "Tensor computed from out_grad with Tensor operations"
             )
-        if grad.shape != tensor.shape:
+        elif grad.data.shape != tensor.data.shape:
             raise ValueError(
                 f"{op_name}.backward returned a gradient of shape {grad.shape} for input {position}, "
                 f"which has shape {tensor.shape}; a gradient has the shape of its input (if the input "
                 "was broadcast, sum the gradient over the broadcast axes: ops.unbroadcast)"
             )
-        checked.append(grad if grad.dtype == tensor.dtype else grad.astype(tensor.dtype))
-    return tuple(checked)
+        elif grad.data.dtype != tensor.data.dtype:
+            checked.append(grad.astype(tensor.data.dtype))
+        else:
+            checked.append(grad)
+    return checked
 
 
 def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -384,9 +394,15 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
         if node.op is None:
             continue
         for tensor, input_grad in zip(node.inputs, _input_gradients(node, grad)):
-            if input_grad is not None:
-                key = id(tensor)
-                ledger[key] = input_grad if key not in ledger else ledger[key] + input_grad
+            if input_grad is None:
+                continue
+            key = id(tensor)
+            if key not in ledger:
+                ledger[key] = input_grad
+            elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
+                ledger[key] = ledger[key] + input_grad
+            else:  # first-order: sum the arrays directly, no op to record
+                ledger[key] = Tensor._from_op(ledger[key].data + input_grad.data, None, ())
     return reached
 
 
