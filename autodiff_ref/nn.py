@@ -1,0 +1,319 @@
+"""Neural-network building blocks on top of the tensor engine.
+
+* :class:`Parameter` — a Tensor that a model learns; optimizers update exactly these.
+* :class:`Module` — a piece of a model. It finds its parameters by looking at its own
+  attributes (parameters, sub-modules, and lists or tuples of them), so a model is written as a
+  plain class with ``__init__`` and ``forward``.
+* Layers: :class:`Linear`, :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`, :class:`Sequential`.
+* Losses and metrics: :func:`mse_loss`, :func:`cross_entropy`, :func:`accuracy`.
+
+Shapes follow the batch-first convention: a batch of ``N`` examples with ``F`` features is an
+array of shape ``(N, F)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from .ops import constant
+from .tensor import Function, Tensor
+
+__all__ = [
+    "Parameter",
+    "Module",
+    "Linear",
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "Sequential",
+    "mse_loss",
+    "cross_entropy",
+    "accuracy",
+    "NLLLoss",
+]
+
+
+class Parameter(Tensor):
+    """A learnable tensor: always a float leaf with ``requires_grad=True``.
+
+    Being its own class lets a :class:`Module` tell the numbers it learns from every other
+    tensor it happens to hold (a cached mask, a constant), and lets optimizers refuse anything
+    else. Integer data becomes float64, like any Tensor.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=True, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"Parameter({np.array2string(self.data, separator=', ', prefix='Parameter(')})"
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses set parameters and sub-modules as attributes in ``__init__`` and define
+    ``forward``; calling the module calls ``forward``. Attributes are searched in the order they
+    were set: a :class:`Parameter`, a ``Module``, or a list/tuple of them. A parameter shared by
+    two layers is listed once.
+    """
+
+    #: True while training, False after :meth:`eval`. A class default, so subclasses need not
+    #: call ``super().__init__()``. No layer here acts on it; dropout-like layers would.
+    training: bool = True
+
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args: Any) -> Any:
+        return self.forward(*args)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Every parameter with its dotted path, e.g. ``("layers.0.weight", Parameter)``."""
+        seen: set[int] = set()
+        for name, parameter in self._walk(prefix):
+            if id(parameter) not in seen:
+                seen.add(id(parameter))
+                yield name, parameter
+
+    def parameters(self) -> Iterator[Parameter]:
+        """Every parameter of this module and its sub-modules, each once."""
+        for _, parameter in self.named_parameters():
+            yield parameter
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every sub-module below it, depth first."""
+        yield self
+        for _, value in self._children():
+            if isinstance(value, Module):
+                yield from value.modules()
+
+    def zero_grad(self) -> None:
+        """Forget the gradients of all parameters (``grad = None``).
+
+        Gradients accumulate across ``backward()`` calls, so call this before each one.
+        ``None`` rather than an array of zeros: nothing to allocate, and an optimizer can skip a
+        parameter that the last loss did not reach.
+        """
+        for parameter in self.parameters():
+            parameter.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Put this module and all its sub-modules in training mode (or evaluation if False)."""
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Put this module and all its sub-modules in evaluation mode."""
+        return self.train(False)
+
+    def _children(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) for every attribute that is a Parameter or a Module, lists unpacked."""
+        for name, value in vars(self).items():
+            if isinstance(value, (Parameter, Module)):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, (Parameter, Module)):
+                        yield f"{name}.{i}", item
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
+        for name, value in self._children():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+            else:
+                yield from value._walk(f"{prefix}{name}.")
+
+    def __repr__(self) -> str:
+        children = [f"  ({name}): {value!r}".replace("\n", "\n  ")
+                    for name, value in self._children() if isinstance(value, Module)]
+        if not children:
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(\n" + "\n".join(children) + "\n)"
+
+
+class Linear(Module):
+    """An affine layer: ``x @ weight + bias``.
+
+    Shapes: input ``(..., in_features)``, ``weight`` ``(in_features, out_features)``, ``bias``
+    ``(out_features,)``, output ``(..., out_features)``. The weight is stored input-major so the
+    forward is a plain ``x @ W`` with no transpose.
+
+    Initialisation (He/Kaiming uniform): every weight is drawn from ``U(-a, a)`` with
+    ``a = sqrt(6 / in_features)``, which gives variance ``2 / in_features``. A ReLU zeroes half
+    of its inputs, halving the second moment; the factor 2 makes up for it, so activations keep
+    roughly the same scale layer after layer instead of shrinking or blowing up (He et al.,
+    2015). ReLU networks are the ones this package trains; for tanh or sigmoid layers Glorot's
+    ``sqrt(6 / (in + out))`` would be the matching choice. The bias starts at zero: the random
+    weights already make units differ.
+
+    ``rng`` is a ``numpy.random.Generator`` or an integer seed (``None``: fresh randomness).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        for what, size in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"Linear needs {what} to be a positive integer, got {size!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = np.random.default_rng(rng)
+        bound = np.sqrt(6.0 / in_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, size=(in_features, out_features)), dtype=dtype)
+        self.bias = Parameter(np.zeros(out_features), dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """``(..., in_features) -> (..., out_features)``."""
+        shape = np.shape(x)
+        if len(shape) == 0 or shape[-1] != self.in_features:
+            got = f"{shape[-1]} features (input shape {shape})" if shape else "a scalar"
+            raise ValueError(
+                f"Linear expects inputs with {self.in_features} features on the last axis, got {got}"
+            )
+        out = x @ self.weight
+        return out if self.bias is None else out + self.bias
+
+    def __repr__(self) -> str:
+        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None})"
+
+
+class ReLU(Module):
+    """``max(x, 0)`` elementwise; any shape."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu()
+
+
+class Tanh(Module):
+    """``tanh(x)`` elementwise; any shape."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    """``1 / (1 + exp(-x))`` elementwise; any shape."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+class Sequential(Module):
+    """Modules applied one after the other: ``Sequential(a, b, c)(x) == c(b(a(x)))``."""
+
+    def __init__(self, *layers: Module) -> None:
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential takes Modules, but argument {i} is a {type(layer).__name__}")
+        self.layers = list(layers)
+
+    def forward(self, x: Any) -> Any:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+
+# -- losses and metrics -------------------------------------------------------------------------
+def mse_loss(pred: Tensor, target: Tensor | np.ndarray) -> Tensor:
+    """Mean squared error ``mean((pred - target)**2)``: a scalar Tensor.
+
+    ``pred`` and ``target`` must have the same shape: ``(N,)`` against ``(N, 1)`` would
+    otherwise broadcast to ``(N, N)`` and silently compute something else.
+    """
+    if np.shape(pred) != np.shape(target):
+        raise ValueError(
+            f"mse_loss needs pred and target of the same shape, got {np.shape(pred)} and "
+            f"{np.shape(target)}; reshape one of them"
+        )
+    diff = pred - target
+    return (diff * diff).mean()
+
+
+def _class_labels(labels: Any, n_rows: int, n_classes: int, caller: str) -> np.ndarray:
+    """``labels`` as an integer array of shape ``(n_rows,)`` with values in ``[0, n_classes)``."""
+    array = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if array.dtype.kind not in "iu":
+        raise TypeError(
+            f"{caller} needs integer class labels, got dtype {array.dtype}; labels are class "
+            "indices 0..C-1 (convert with .astype(np.int64) if they are whole numbers)"
+        )
+    if array.shape != (n_rows,):
+        raise ValueError(
+            f"{caller} needs labels of shape ({n_rows},), one class index per row of the logits, "
+            f"got shape {array.shape}"
+        )
+    outside = (array < 0) | (array >= n_classes)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise ValueError(
+            f"{caller}: label {int(array[i])} at position {i} is out of range; with {n_classes} "
+            f"classes (logits of shape ({n_rows}, {n_classes})) labels must be in 0..{n_classes - 1}"
+        )
+    return array
+
+
+def _logits_shape(logits: Any, caller: str) -> tuple[int, int]:
+    shape = np.shape(logits)
+    if len(shape) != 2 or 0 in shape:
+        raise ValueError(f"{caller} needs logits of shape (N, C) with N, C >= 1, got shape {shape}")
+    return shape
+
+
+class NLLLoss(Function):
+    """Negative log-likelihood: ``-mean(logp[i, labels[i]])`` for log-probabilities ``(N, C)``.
+
+    Only the true class's entry of each row enters the loss, each with weight ``-1/N``, so the
+    gradient is that constant pattern times the incoming scalar ``g``.
+    """
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+
+    def forward(self, logp):
+        return -np.mean(logp[np.arange(len(self.labels)), self.labels])
+
+    def backward(self, g, node):
+        (logp,) = node.inputs
+        n = len(self.labels)
+        pattern = np.zeros(logp.shape, dtype=logp.dtype)
+        pattern[np.arange(n), self.labels] = -1.0 / n
+        return (g * constant(pattern),)
+
+
+def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
+    """Mean cross-entropy between softmax(logits) and the true classes: a scalar Tensor.
+
+    ``logits`` has shape ``(N, C)`` (unnormalised scores), ``labels`` shape ``(N,)`` with
+    integers in ``0..C-1``. Computed as ``-mean(log_softmax(logits)[i, labels[i]])``: log-softmax
+    subtracts each row's maximum before exponentiating, so logits in the thousands neither
+    overflow nor lose the loss to ``log(0)``. Its gradient with respect to the logits is
+    ``(softmax(logits) - onehot(labels)) / N``.
+    """
+    n_rows, n_classes = _logits_shape(logits, "cross_entropy")
+    labels = _class_labels(labels, n_rows, n_classes, "cross_entropy")
+    if not isinstance(logits, Tensor):
+        logits = Tensor(logits)
+    return NLLLoss(labels)(logits.log_softmax(axis=1))
+
+
+def accuracy(logits: Tensor | np.ndarray, labels: Any) -> float:
+    """The fraction of rows whose largest logit is at the true class. Shapes ``(N, C)``, ``(N,)``."""
+    n_rows, n_classes = _logits_shape(logits, "accuracy")
+    labels = _class_labels(labels, n_rows, n_classes, "accuracy")
+    scores = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
+    return float(np.mean(scores.argmax(axis=1) == labels))

@@ -1,0 +1,162 @@
+"""Optimizers: turn the gradients left by ``backward()`` into parameter updates.
+
+Each optimizer keeps a list of parameters and, for each of them, whatever state its rule needs
+(a velocity, running moments). ``step()`` updates every parameter's ``.data`` in place with NumPy
+arithmetic, so no graph is recorded; a parameter whose ``.grad`` is None (the loss did not reach
+it) is left alone and its state does not move.
+
+Typical loop::
+
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    for X, y in batches(...):
+        optimizer.zero_grad()
+        loss = cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    """What every optimizer shares: checking the parameters, and ``zero_grad``."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{type(self).__name__} takes an iterable of parameters, got a single Tensor; "
+                "wrap it in a list: [tensor]"
+            )
+        self.params: list[Tensor] = list(params)
+        if not self.params:
+            raise ValueError(
+                f"{type(self).__name__} got an empty parameter list: nothing to optimize (pass "
+                "model.parameters(); a generator can be consumed only once)"
+            )
+        seen: set[int] = set()
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor; "
+                    "optimizers update nn.Parameter (or Tensor(..., requires_grad=True)) objects"
+                )
+            if not p.requires_grad or p.op is not None:
+                made_by = f"the output of {type(p.op).__name__}" if p.op is not None else "a Tensor without requires_grad"
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} (shape {p.shape}) is {made_by}; only leaf "
+                    "tensors that require grad can be learned: use nn.Parameter"
+                )
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice in the list")
+            seen.add(id(p))
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__} needs a positive learning rate, got lr={lr!r}")
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None before the next ``backward()``."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not define step()")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum and weight decay.
+
+    For each parameter ``p`` with gradient ``g``, per step::
+
+        g = g + weight_decay * p          # L2 penalty (weight_decay / 2) * |p|^2 added to the loss
+        v = momentum * v + g              # velocity, starts at 0 (skipped when momentum == 0)
+        p = p - lr * v
+
+    Momentum averages gradients over roughly ``1 / (1 - momentum)`` steps, which damps the
+    zig-zag across steep directions and speeds travel along shallow ones.
+    """
+
+    def __init__(
+        self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0
+    ) -> None:
+        super().__init__(params, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"SGD needs 0 <= momentum < 1, got momentum={momentum!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"SGD needs weight_decay >= 0, got weight_decay={weight_decay!r}")
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.velocities = [np.zeros_like(p.data) for p in self.params] if momentum else None
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            if self.velocities is not None:
+                velocity = self.velocities[i]
+                velocity *= self.momentum
+                velocity += g
+                g = velocity
+            p.data -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015): a step per coordinate scaled by its recent gradient size.
+
+    For each parameter ``p`` with gradient ``g``, at its step ``t = 1, 2, ...``::
+
+        m = beta1 * m + (1 - beta1) * g           # running mean of gradients
+        v = beta2 * v + (1 - beta2) * g**2        # running mean of squared gradients
+        m_hat = m / (1 - beta1**t)                # bias correction: m and v start at 0,
+        v_hat = v / (1 - beta2**t)                #   so early averages are too small
+        p = p - lr * m_hat / (sqrt(v_hat) + eps)
+
+    Each parameter counts its own steps, so one that gets no gradient for a while is corrected
+    for the updates it actually received.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(params, lr)
+        beta1, beta2 = betas
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"Adam needs betas in [0, 1), got betas={betas!r}")
+        if not eps > 0:
+            raise ValueError(f"Adam needs eps > 0, got eps={eps!r}")
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.steps = [0] * len(self.params)
+        self.means = [np.zeros_like(p.data) for p in self.params]
+        self.squares = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self) -> None:
+        beta1, beta2 = self.beta1, self.beta2
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad
+            self.steps[i] += 1
+            t = self.steps[i]
+            m, v = self.means[i], self.squares[i]
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * (g * g)
+            # lr * m_hat / (sqrt(v_hat) + eps), with the two corrections folded into scalars.
+            step_size = self.lr / (1 - beta1**t)
+            denominator = np.sqrt(v / (1 - beta2**t))
+            denominator += self.eps
+            p.data -= step_size * m / denominator
