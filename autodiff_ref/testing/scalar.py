@@ -327,11 +327,19 @@ def _describe_case(op: _Op, form: str, values: tuple[float, ...]) -> str:
     return op.template.format(*shown) + (f" with {where}" if where else "")
 
 
+def _not_written_yet(what: str) -> CheckFailure:
+    return CheckFailure(
+        f"{what} raised NotImplementedError: it is not written yet.\n"
+        "  Hint: replace `raise NotImplementedError()` in its cell with your code, run that "
+        "cell, then run this test again."
+    )
+
+
 def _apply(op_name: str, op: _Op, operands: list[Any], form: str, text: str) -> Any:
     try:
         return op.apply(*operands)
-    except NotImplementedError:
-        raise  # the learner's own "not done yet" says it best
+    except NotImplementedError as error:
+        raise _not_written_yet(f"{op_name}: {text}") from error
     except TypeError as error:
         hint = ""
         if form.startswith("n") and op.reflected:
@@ -572,8 +580,8 @@ def _backward_hint(root: Any, leaves: dict[str, Any], got: dict[str, float]) -> 
 def _run_backward(root: Any, text: str) -> None:
     try:
         root.backward()
-    except NotImplementedError:
-        raise
+    except NotImplementedError as error:
+        raise _not_written_yet("backward()") from error
     except RecursionError as error:
         raise CheckFailure(
             f"backward() on {text} raised RecursionError.\n"
@@ -613,8 +621,6 @@ def _check_first_backward(ValueClass: type, graph: _Graph, leaf_data: tuple[floa
     try:
         leaves = {name: ValueClass(value) for name, value in zip(graph.leaf_names, leaf_data)}
         root = graph.build(_NodeOps(ValueClass), *leaves.values())
-    except NotImplementedError:
-        raise
     except Exception as error:
         raise CheckFailure(
             f"could not build {graph.text}: Value(data, inputs=..., local_grads=..., op=...) raised "
@@ -702,8 +708,8 @@ def check_expression(
     leaves = {name: ValueClass(value) for name, value in zip(names, values)}
     try:
         out = build(**leaves)
-    except NotImplementedError:
-        raise
+    except NotImplementedError as error:
+        raise _not_written_yet(f"an op in {text}") from error
     except Exception as error:
         raise CheckFailure(f"computing {text} raised {type(error).__name__}: {error}") from error
     reference_leaves = {name: Reference(value) for name, value in zip(names, values)}
@@ -744,8 +750,8 @@ def value_class_or_reference(ValueClass: type, ops: tuple[str, ...] = tuple(SCAL
         for op_name in ops:
             check_value_op(ValueClass, op_name)
         check_backward(ValueClass)
-    except (CheckFailure, NotImplementedError) as failure:
-        first_line = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+    except CheckFailure as failure:
+        first_line = str(failure).splitlines()[0].rstrip(".")
         print(
             f"Your {ValueClass.__name__} does not pass every check yet ({first_line}).\n"
             "The cells below use the reference autodiff_ref.scalar.Value instead, so you can read "
