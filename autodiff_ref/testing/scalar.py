@@ -110,7 +110,9 @@ class _Op:
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    return math.exp(x) / (1.0 + math.exp(x))  # the same number, without overflow for x << 0
 
 
 _BINARY_FORMS = ("ab", "an", "na")
@@ -278,8 +280,8 @@ def _check_node_shape(out: Any, op_name: str, text: str) -> None:
 def _gradients_by_node(root: Any) -> dict[int, float]:
     """d root / d node for every node, keyed by id, from the nodes' own local gradients.
 
-    This is the whole of reverse mode in six lines: it lets :func:`check_value_op` follow an op
-    that the learner built from other ops, without relying on the learner's ``backward``.
+    This is the whole of reverse mode: it lets :func:`check_value_op` follow an op that the
+    learner built from other ops, without relying on the learner's ``backward``.
     """
     ledger = {id(root): 1.0}
     for node in reversed(topological_order(root)):
