@@ -49,7 +49,10 @@ class Optimizer:
                     "optimizers update nn.Parameter (or Tensor(..., requires_grad=True)) objects"
                 )
             if not p.requires_grad or p.op is not None:
-                made_by = f"the output of {type(p.op).__name__}" if p.op is not None else "a Tensor without requires_grad"
+                if p.op is not None:
+                    made_by = f"the output of {type(p.op).__name__}"
+                else:
+                    made_by = "a Tensor without requires_grad"
                 raise TypeError(
                     f"{type(self).__name__}: parameter {i} (shape {p.shape}) is {made_by}; only leaf "
                     "tensors that require grad can be learned: use nn.Parameter"
