@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autodiff_ref import Tensor, no_grad
+from autodiff_ref import Tensor, grad, no_grad
 from autodiff_ref import nn
 from autodiff_ref.gradcheck import gradcheck
 
@@ -233,6 +233,19 @@ def test_cross_entropy_is_stable_for_logits_in_the_thousands():
     assert loss.item() == pytest.approx((2000.0 + 0.0) / 2)
     softmax = np.exp(log_softmax_reference(wide))
     np.testing.assert_allclose(z.grad, (softmax - np.eye(3)[[2, 2]]) / 2, atol=1e-15)
+
+
+def test_cross_entropy_second_derivatives():
+    # The Hessian is symmetric, so the gradient of <grad L, v> is H v, the derivative of grad L
+    # along v: compare it with central differences of the first-order gradient.
+    rng = np.random.default_rng(7)
+    labels, z, v = np.array([0, 2, 1]), rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    first = grad(lambda logits: nn.cross_entropy(logits, labels))
+    hessian_times_v = grad(lambda logits: (first(logits) * Tensor(v)).sum())(Tensor(z)).data
+    eps = 1e-6
+    numeric = (first(Tensor(z + eps * v)).data - first(Tensor(z - eps * v)).data) / (2 * eps)
+    np.testing.assert_allclose(hessian_times_v, numeric, atol=1e-8)
+    assert np.abs(hessian_times_v).max() > 1e-2, "cross-entropy is curved: H v is not zero"
 
 
 def test_cross_entropy_keeps_float32():
