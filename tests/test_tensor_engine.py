@@ -237,8 +237,11 @@ def test_grad_accumulates_across_backward_calls():
     (x * x).sum().backward()
     np.testing.assert_allclose(x.grad, 3 + 2 * x.data, rtol=1e-15)
     x.grad = None
-    (x * 3).sum().backward()
+    loss = (x * 3).sum()
+    loss.backward()
     np.testing.assert_allclose(x.grad, [3.0, 3.0], rtol=1e-15)
+    loss.backward()  # the same graph again: the graph survives a backward pass
+    np.testing.assert_allclose(x.grad, [6.0, 6.0], rtol=1e-15)
 
 
 def test_interior_nodes_get_grad():

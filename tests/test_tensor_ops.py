@@ -424,6 +424,20 @@ def test_reduction_over_random_axes_of_random_shapes(name, shape, data, seed):
     assert gradcheck(expression, x)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="ops._kept_shape tests isinstance(axis, int), which is false for a NumPy integer such as "
+    "np.int64(1), then iterates over it: the forward works but backward raises "
+    "\"TypeError: 'numpy.int64' object is not iterable\"",
+)
+@pytest.mark.parametrize("name", REDUCTIONS)
+def test_reduction_over_a_numpy_integer_axis(name):
+    method = REDUCTIONS[name][0]
+    x = sample((2, 3), np.random.default_rng(25))
+    assert gradcheck(lambda t: method(t, axis=np.int64(1)), x)
+
+
 def test_reduction_classes_and_functions_take_axis_and_keepdims():
     x = sample((2, 3), np.random.default_rng(17))
     for op_class, function in ((ops.Sum, ops.sum), (ops.Max, ops.max), (ops.LogSumExp, ops.logsumexp)):
@@ -569,6 +583,16 @@ def test_float32_stays_float32_and_agrees_with_float64(name):
     assert out64.dtype == np.float64 and grad_a64.dtype == np.float64
     for got, expected in ((out32.data, out64.data), (grad_a32, grad_a64), (grad_b32, grad_b64)):
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
+
+
+def test_float32_gradients_stay_float32_when_mixed_with_float64_arrays():
+    values = sample((2, 3), np.random.default_rng(26)).astype(np.float32)
+    x = Tensor(values, requires_grad=True)
+    out = (x * np.array([1.0, 2.0, 3.0])) @ np.ones((3, 2))
+    assert out.dtype == np.float64  # NumPy's promotion, as in the forward
+    out.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, np.broadcast_to([2.0, 4.0, 6.0], (2, 3)), rtol=1e-7)
 
 
 def test_integer_and_boolean_data_give_float64():
