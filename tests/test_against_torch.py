@@ -20,6 +20,7 @@ def sample(shape: tuple[int, ...], rng: np.random.Generator, domain: str = "real
 
 
 INDEX = np.array([0, 2, 0, 1])
+LABELS = np.array([0, 2, 1, 1, 0])
 
 # name: (ours, theirs or None when the same expression works for both, [(shape, domain) per input])
 CASES = {
@@ -34,7 +35,7 @@ CASES = {
         None,
         [((2, 3, 2), "real")],
     ),
-    "batched matmul with broadcast batch axes": (lambda a, b: a @ b, None, [((5, 1, 2, 3), "real"), ((4, 3, 2), "real")]),
+    "batched matmul, batch axes broadcast": (lambda a, b: a @ b, None, [((5, 1, 2, 3), "real"), ((4, 3, 2), "real")]),
     "vector against a stack": (lambda a, b: a @ b, None, [((3,), "real"), ((5, 3, 4), "real")]),
     "dot product": (lambda a, b: a @ b, None, [((4,), "real"), ((4,), "real")]),
     "sum and mean over axes": (
@@ -58,13 +59,18 @@ CASES = {
         [((3, 4), "real")],
     ),
     "softmax family on inputs in the thousands": (
-        lambda a: (a * 1000).softmax(axis=1) + (a * 1000).log_softmax(axis=1) + (a * 1000).logsumexp(axis=1, keepdims=True),
-        lambda a: torch.softmax(a * 1000, dim=1) + torch.log_softmax(a * 1000, dim=1) + torch.logsumexp(a * 1000, dim=1, keepdim=True),
+        lambda a: (a * 1000).softmax(axis=1)
+        + (a * 1000).log_softmax(axis=1)
+        + (a * 1000).logsumexp(axis=1, keepdims=True),
+        lambda a: torch.softmax(a * 1000, dim=1)
+        + torch.log_softmax(a * 1000, dim=1)
+        + torch.logsumexp(a * 1000, dim=1, keepdim=True),
         [((3, 4), "real")],
     ),
     "shapes and indexing": (
         lambda a: a.transpose(2, 0, 1).reshape(-1, 4)[INDEX, 1:] * a.T.reshape(4, -1)[1, ::2].sum(),
-        lambda a: a.permute(2, 0, 1).reshape(-1, 4)[torch.from_numpy(INDEX), 1:] * a.permute(2, 1, 0).reshape(4, -1)[1, ::2].sum(),
+        lambda a: a.permute(2, 0, 1).reshape(-1, 4)[torch.from_numpy(INDEX), 1:]
+        * a.permute(2, 1, 0).reshape(4, -1)[1, ::2].sum(),
         [((2, 3, 2), "real")],
     ),
     "broadcast_to": (
@@ -73,8 +79,12 @@ CASES = {
         [((2, 1), "real")],
     ),
     "a small classifier's loss": (
-        lambda X, W1, b1, W2: -(((X @ W1 + b1).tanh() @ W2).log_softmax(axis=1)[np.arange(5), np.array([0, 2, 1, 1, 0])]).mean(),
-        lambda X, W1, b1, W2: -(torch.log_softmax(torch.tanh(X @ W1 + b1) @ W2, dim=1)[torch.arange(5), torch.tensor([0, 2, 1, 1, 0])]).mean(),
+        lambda X, W1, b1, W2: -(
+            ((X @ W1 + b1).tanh() @ W2).log_softmax(axis=1)[np.arange(5), LABELS]
+        ).mean(),
+        lambda X, W1, b1, W2: -(
+            torch.log_softmax(torch.tanh(X @ W1 + b1) @ W2, dim=1)[torch.arange(5), torch.from_numpy(LABELS)]
+        ).mean(),
         [((5, 3), "real"), ((3, 4), "real"), ((4,), "real"), ((4, 3), "real")],
     ),
 }
@@ -98,7 +108,9 @@ def test_values_and_gradients_match_torch(name):
     their_out.backward(torch.from_numpy(weights))
     for position, (mine, reference) in enumerate(zip(our_inputs, their_inputs)):
         assert mine.grad.dtype == np.float64
-        np.testing.assert_allclose(mine.grad, reference.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"input {position}")
+        np.testing.assert_allclose(
+            mine.grad, reference.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"input {position}"
+        )
 
 
 def test_hessian_vector_product_matches_torch():
