@@ -154,6 +154,7 @@ def test_local_derivatives_accept_a_list():
         ("neg", lambda a: (1.0,), "-a falls as a grows"),
         ("exp", lambda a: (a,), "is exp(a) itself, not a"),
         ("exp", lambda a: (1.0,), "is exp(a) itself, not 1"),
+        ("exp", lambda a: (math.exp(-a),), "not exp(-a)"),
         ("log", lambda a: (math.log(a),), "not log(a)"),
         ("reciprocal", lambda a: (1 / a**2,), "the sign is missing"),
         ("reciprocal", lambda a: (-1 / a,), "the exponent goes down by one"),

@@ -230,7 +230,7 @@ def central_difference_or_reference(fn: Callable[..., float]) -> Callable[..., f
         check_central_difference(fn)
     except CheckFailure as failure:
         first_line = str(failure).splitlines()[0]
-        print(f"Your central_difference does not pass its test yet ({first_line}).\n"
+        print(f"Your central_difference does not pass its test yet:\n  {first_line}\n"
               "The cells below use the reference from autodiff_ref.gradcheck instead.")
         return _reference_central_difference
     return fn
@@ -287,6 +287,7 @@ PRIMITIVES: dict[str, _Primitive] = {
             (xs[0], "the local derivative of exp(a) is exp(a) itself, not a."),
             (1.0, "the local derivative of exp(a) is exp(a) itself, not 1."),
             (xs[0] * math.exp(xs[0] - 1), "exp(a) is not a power of a: d exp(a)/da = exp(a)."),
+            (math.exp(-xs[0]), "the sign in the exponent is flipped: d exp(a)/da = exp(a), not exp(-a)."),
         ],
     ),
     "log": _Primitive(
