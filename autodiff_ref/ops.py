@@ -44,7 +44,7 @@ def _kept_shape(shape: tuple[int, ...], axis: Axis) -> tuple[int, ...]:
     """The shape a reduction over ``axis`` has with ``keepdims=True``."""
     if axis is None:
         return (1,) * len(shape)
-    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)}
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
@@ -227,7 +227,8 @@ class Transpose(Function):
         return np.transpose(a, self.axes)
 
     def backward(self, g, node):
-        inverse = None if self.axes is None else tuple(np.argsort(self.axes))
+        ndim = node.ndim
+        inverse = None if self.axes is None else tuple(np.argsort([axis % ndim for axis in self.axes]))
         return (transpose(g, inverse),)
 
 

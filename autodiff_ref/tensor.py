@@ -11,6 +11,7 @@ The ops themselves live in :mod:`autodiff_ref.ops`, one ``Function`` subclass ea
 from __future__ import annotations
 
 import contextlib
+import numbers
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -168,7 +169,7 @@ class Tensor:
         with no_grad():
             for node, node_grad in _backpropagate(self, seed):
                 if node.grad is not None:
-                    node.grad = node.grad + node_grad.data
+                    node.grad = np.asarray(node.grad + node_grad.data)  # 0-d sums are scalars
                 else:
                     node.grad = node_grad.data
                     # Ops may hand the same array to several inputs (Add passes g on as it is) or
@@ -318,7 +319,11 @@ class Function:
             data = self.forward(*[t.data for t in inputs])
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
-            raise ValueError(f"{type(self).__name__} got inputs of shapes {shapes}: {error}") from error
+            settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
+            raise ValueError(
+                f"{type(self).__name__} got inputs of shapes {shapes}"
+                + (f" with {settings}" if settings else "") + f": {error}"
+            ) from error
         if type(data) is not np.ndarray:
             data = np.asarray(data)
         if _grad_enabled:
@@ -328,7 +333,8 @@ class Function:
         return Tensor._from_op(data, None, ())
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
+        return f"{type(self).__name__}({settings})"
 
 
 def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
@@ -336,7 +342,7 @@ def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
     like = next((v.dtype for v in values if isinstance(v, Tensor) and v.dtype.kind == "f"), None)
     return tuple(
         v if isinstance(v, Tensor)
-        else Tensor._from_op(np.asarray(v, dtype=like) if like is not None and np.isscalar(v) else _to_array(v), None, ())
+        else Tensor._from_op(np.asarray(v, dtype=like) if like is not None and isinstance(v, numbers.Real) else _to_array(v), None, ())
         for v in values
     )
 
@@ -402,7 +408,7 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
             elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
                 ledger[key] = ledger[key] + input_grad
             else:  # first-order: sum the arrays directly, no op to record
-                ledger[key] = Tensor._from_op(ledger[key].data + input_grad.data, None, ())
+                ledger[key] = Tensor._from_op(np.asarray(ledger[key].data + input_grad.data), None, ())
     return reached
 
 
@@ -412,11 +418,20 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     ``grad(f)(x)`` is d f / d x as a Tensor that is itself part of a graph, so it can be
     differentiated again: ``grad(lambda x: grad(f)(x).sum())(x)`` gives second derivatives.
     With a tuple ``argnums`` the result is a tuple of gradients. Arguments that are not tensors
-    requiring grad are wrapped in new ones; ``.grad`` attributes are left untouched.
+    requiring grad are wrapped in new ones; ``.grad`` attributes are left untouched. One tensor
+    passed at two positions is one variable: both entries hold its total derivative.
     """
     positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
     def gradient(*args: Any) -> Any:
+        global _grad_enabled
+        previous, _grad_enabled = _grad_enabled, True  # a gradient needs its graph, even under no_grad()
+        try:
+            return _gradient(*args)
+        finally:
+            _grad_enabled = previous
+
+    def _gradient(*args: Any) -> Any:
         args = list(args)
         for i in positions:
             if not (isinstance(args[i], Tensor) and args[i].requires_grad):

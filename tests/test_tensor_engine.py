@@ -276,13 +276,6 @@ def test_each_grad_is_its_own_writable_array(expression):
     assert all(isinstance(g, np.ndarray) and g.flags.writeable for g in grads)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a 0-d leaf's gradients are summed as `ledger.data + grad.data` (and `node.grad + ...` "
-    "across calls); NumPy returns a scalar np.float64, not a 0-d ndarray, for 0-d + 0-d, so .grad "
-    "is not an ndarray and `x.grad[...] = 0` raises TypeError",
-)
 def test_grad_of_a_0d_tensor_used_twice_is_an_ndarray():
     x = Tensor(3.0, requires_grad=True)
     (x * x).backward()
