@@ -10,6 +10,7 @@
 
 from .tensor import Function, Tensor, grad, is_grad_enabled, no_grad
 from . import ops
+from . import forward
 
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "grad", "ops", "forward"]

@@ -1,0 +1,147 @@
+r"""Forward-mode differentiation with dual numbers.
+
+A dual number :math:`a + b\varepsilon` with :math:`\varepsilon^2 = 0` carries a value ``a`` and a
+tangent ``b``. Since :math:`f(a + b\varepsilon) = f(a) + f'(a)\, b\, \varepsilon` for any smooth
+``f``, evaluating a function on ``Dual(x, v)`` yields its value and its directional derivative
+along ``v`` in the same single pass. Values and tangents may be floats or NumPy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+
+class Dual:
+    """``value + tangent·ε``: a number (or array) together with its derivative along one direction."""
+
+    __slots__ = ("value", "tangent")
+
+    # NumPy defers to our reflected operators, so `W @ dual` and `array * dual` give Duals.
+    __array_ufunc__ = None
+
+    def __init__(self, value: Any, tangent: Any = 0.0) -> None:
+        self.value = value
+        self.tangent = tangent
+
+    def __add__(self, other: Any) -> Dual:
+        other = as_dual(other)
+        return Dual(self.value + other.value, self.tangent + other.tangent)
+
+    def __sub__(self, other: Any) -> Dual:
+        other = as_dual(other)
+        return Dual(self.value - other.value, self.tangent - other.tangent)
+
+    def __mul__(self, other: Any) -> Dual:  # product rule
+        other = as_dual(other)
+        return Dual(self.value * other.value, self.tangent * other.value + self.value * other.tangent)
+
+    def __truediv__(self, other: Any) -> Dual:  # quotient rule
+        other = as_dual(other)
+        return Dual(
+            self.value / other.value,
+            (self.tangent * other.value - self.value * other.tangent) / (other.value * other.value),
+        )
+
+    def __pow__(self, other: Any) -> Dual:
+        if isinstance(other, Dual):  # a^b = exp(b log a)
+            return exp(other * log(self))
+        return Dual(self.value**other, other * self.value ** (other - 1) * self.tangent)
+
+    def __rpow__(self, base: Any) -> Dual:
+        return as_dual(base) ** self
+
+    def __matmul__(self, other: Any) -> Dual:  # bilinear, like a product
+        other = as_dual(other)
+        return Dual(self.value @ other.value, self.tangent @ other.value + self.value @ other.tangent)
+
+    def __rmatmul__(self, other: Any) -> Dual:
+        return as_dual(other) @ self
+
+    def __neg__(self) -> Dual:
+        return Dual(-self.value, -self.tangent)
+
+    def __radd__(self, other: Any) -> Dual:
+        return as_dual(other) + self
+
+    def __rsub__(self, other: Any) -> Dual:
+        return as_dual(other) - self
+
+    def __rmul__(self, other: Any) -> Dual:
+        return as_dual(other) * self
+
+    def __rtruediv__(self, other: Any) -> Dual:
+        return as_dual(other) / self
+
+    def __repr__(self) -> str:
+        return f"Dual(value={self.value!r}, tangent={self.tangent!r})"
+
+
+def as_dual(x: Any) -> Dual:
+    """``x`` itself if it is a Dual, else a constant: tangent zero (of the same shape)."""
+    if isinstance(x, Dual):
+        return x
+    if isinstance(x, (str, bytes)) or not np.issubdtype(np.asarray(x).dtype, np.number):
+        raise TypeError(f"a Dual combines with numbers and arrays, not {type(x).__name__}")
+    return Dual(x, np.zeros_like(x, dtype=float) if np.ndim(x) else 0.0)
+
+
+def _elementary(f: Callable[[Any], Any], df: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Lift ``f`` with derivative ``df`` to Duals by the chain rule; numbers and arrays pass through."""
+
+    def lifted(x: Any) -> Any:
+        if isinstance(x, Dual):
+            return Dual(f(x.value), df(x.value) * x.tangent)
+        return f(x)
+
+    lifted.__name__ = f.__name__
+    lifted.__doc__ = f"``{f.__name__}`` of a number, an array or a Dual (chain rule on the tangent)."
+    return lifted
+
+
+exp = _elementary(np.exp, np.exp)
+log = _elementary(np.log, lambda a: 1 / a)
+sin = _elementary(np.sin, np.cos)
+cos = _elementary(np.cos, lambda a: -np.sin(a))
+tanh = _elementary(np.tanh, lambda a: 1 - np.tanh(a) ** 2)
+sqrt = _elementary(np.sqrt, lambda a: 0.5 / np.sqrt(a))
+
+
+def derivative(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``f'`` for a function of one number: one forward pass with tangent 1."""
+
+    def df(x: Any) -> Any:
+        out = f(Dual(x, 1.0))
+        return out.tangent if isinstance(out, Dual) else 0.0  # f ignored its input: constant
+
+    return df
+
+
+def jvp(f: Callable[[Any], Any], x: Any, v: Any) -> tuple[Any, Any]:
+    """``(f(x), J v)``: the value and the Jacobian-vector product, in one forward pass."""
+    x = np.asarray(x, dtype=float)
+    v = np.asarray(v, dtype=float)
+    if v.shape != x.shape:
+        raise ValueError(f"jvp needs a direction v of x's shape {x.shape}, got {v.shape}")
+    out = f(Dual(x, v))
+    if not isinstance(out, Dual):
+        return out, np.zeros_like(np.asarray(out, dtype=float))
+    return out.value, np.broadcast_to(out.tangent, np.shape(out.value)).copy()
+
+
+def jacobian_forward(f: Callable[[Any], Any], x: Any) -> np.ndarray:
+    """The Jacobian of ``f`` at ``x``, one column per forward pass (``x.size`` passes).
+
+    The result has shape ``f(x).shape + x.shape``: for a vector function of a vector, ``(m, n)``
+    with ``J[i, j] = d f_i / d x_j``.
+    """
+    x = np.asarray(x, dtype=float)
+    columns = []
+    for j in range(x.size):
+        direction = np.zeros(x.size)
+        direction[j] = 1.0
+        _, column = jvp(f, x, direction.reshape(x.shape))
+        columns.append(np.asarray(column))
+    out_shape = columns[0].shape if columns else ()
+    return np.stack(columns, axis=-1).reshape(out_shape + x.shape)

@@ -1,0 +1,144 @@
+"""A scalar reverse-mode engine: the smallest complete automatic differentiation.
+
+Every operation makes a new :class:`Value` that remembers its inputs and the *local* derivative
+of its output with respect to each input, computed right next to the output itself::
+
+    a * b   ->  Value(a.data * b.data, inputs=(a, b), local_grads=(b.data, a.data), op="*")
+
+``backward`` is then the same for every op: walk the graph from the output back to the leaves
+and apply the chain rule, d out / d input = d out / d node * d node / d input, summing over every
+path by which a value reaches the output.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Union
+
+from .graph import topological_order
+
+Number = Union[int, float]
+
+
+class Value:
+    """A float in a computational graph.
+
+    ``data`` is the value, ``grad`` the derivative of the last ``backward()`` root with respect
+    to it (summed over calls), ``inputs`` the Values it was computed from, ``local_grads`` the
+    derivative of this value with respect to each input, and ``op`` the operation's symbol.
+    """
+
+    __slots__ = ("data", "grad", "inputs", "local_grads", "op", "label")
+
+    def __init__(
+        self,
+        data: Number,
+        inputs: tuple[Value, ...] = (),
+        local_grads: tuple[float, ...] = (),
+        op: str = "",
+        label: str = "",
+    ) -> None:
+        if isinstance(data, Value) or not isinstance(data, Real):
+            raise TypeError(f"Value holds a real number, got {type(data).__name__}: {data!r}")
+        if len(inputs) != len(local_grads):
+            raise ValueError(f"{len(inputs)} inputs need {len(inputs)} local gradients, got {len(local_grads)}")
+        self.data = float(data)
+        self.grad = 0.0
+        self.inputs = tuple(inputs)
+        self.local_grads = tuple(float(g) for g in local_grads)
+        self.op = op
+        self.label = label
+
+    # -- arithmetic: each output next to its local derivatives ---------------------------------
+    def __add__(self, other: Value | Number) -> Value:
+        other = as_value(other)
+        return Value(self.data + other.data, (self, other), (1.0, 1.0), "+")
+
+    def __mul__(self, other: Value | Number) -> Value:
+        other = as_value(other)
+        return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
+
+    def __pow__(self, exponent: Value | Number) -> Value:
+        a = self.data
+        if isinstance(exponent, Value):
+            b = exponent.data
+            out = a**b
+            # d(a^b)/db = a^b log a is defined only for a > 0.
+            return Value(out, (self, exponent), (b * a ** (b - 1), out * math.log(a) if a > 0 else math.nan), "**")
+        if not isinstance(exponent, Real):
+            return NotImplemented
+        return Value(a**exponent, (self,), (exponent * a ** (exponent - 1),), f"**{exponent:g}")
+
+    def __rpow__(self, base: Number) -> Value:
+        return as_value(base) ** self
+
+    def __neg__(self) -> Value:
+        return Value(-self.data, (self,), (-1.0,), "neg")
+
+    def __sub__(self, other: Value | Number) -> Value:
+        other = as_value(other)
+        return Value(self.data - other.data, (self, other), (1.0, -1.0), "-")
+
+    def __truediv__(self, other: Value | Number) -> Value:
+        other = as_value(other)
+        if other.data == 0:
+            raise ZeroDivisionError(f"division of {self.data!r} by a Value equal to 0")
+        return Value(self.data / other.data, (self, other), (1 / other.data, -self.data / other.data**2), "/")
+
+    def __radd__(self, other: Number) -> Value:
+        return as_value(other) + self
+
+    def __rmul__(self, other: Number) -> Value:
+        return as_value(other) * self
+
+    def __rsub__(self, other: Number) -> Value:
+        return as_value(other) - self
+
+    def __rtruediv__(self, other: Number) -> Value:
+        return as_value(other) / self
+
+    # -- elementary functions -------------------------------------------------------------------
+    def exp(self) -> Value:
+        out = math.exp(self.data)
+        return Value(out, (self,), (out,), "exp")
+
+    def log(self) -> Value:
+        if self.data <= 0:
+            raise ValueError(f"log of a non-positive number: {self.data!r}")
+        return Value(math.log(self.data), (self,), (1 / self.data,), "log")
+
+    def tanh(self) -> Value:
+        out = math.tanh(self.data)
+        return Value(out, (self,), (1 - out * out,), "tanh")
+
+    def relu(self) -> Value:
+        positive = self.data > 0
+        return Value(self.data if positive else 0.0, (self,), (1.0 if positive else 0.0,), "relu")
+
+    def sigmoid(self) -> Value:
+        out = 0.5 * (1 + math.tanh(0.5 * self.data))  # 1 / (1 + e^-x) without overflow
+        return Value(out, (self,), (out * (1 - out),), "sigmoid")
+
+    # -- the backward pass ------------------------------------------------------------------------
+    def backward(self) -> None:
+        """Add d self / d v to ``v.grad`` for every Value ``v`` that ``self`` depends on.
+
+        Gradients are gathered in a ledger first: a node's total is complete once every node
+        that used it (all later in topological order) has passed its share back. The walk uses
+        an explicit stack, so a chain of 100,000 ops is fine.
+        """
+        ledger = {id(self): 1.0}
+        for node in reversed(topological_order(self)):
+            upstream = ledger.get(id(node), 0.0)
+            node.grad += upstream
+            for parent, local in zip(node.inputs, node.local_grads):
+                ledger[id(parent)] = ledger.get(id(parent), 0.0) + upstream * local
+
+    def __repr__(self) -> str:
+        return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
+
+
+def as_value(x: Value | Number) -> Value:
+    """``x`` itself if it is a Value, else a new leaf Value holding the number."""
+    return x if isinstance(x, Value) else Value(x)
