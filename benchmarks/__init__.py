@@ -1,0 +1,1 @@
+"""Benchmarks for autodiff_ref: see ``python -m benchmarks --help``."""

@@ -1,0 +1,28 @@
+"""``python -m benchmarks``: time autodiff_ref against a hand-written NumPy floor and other engines.
+
+BLAS is pinned to one thread before NumPy is imported (``--threads`` changes that), so that the
+numbers measure the engines and not how many cores the BLAS library grabbed.
+"""
+
+import argparse
+import os
+import sys
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these groups: mlp scalar tiny gradcheck digits")
+    parser.add_argument("--json", metavar="FILE", help="also save the results as JSON")
+    args = parser.parse_args()
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+        os.environ[name] = str(args.threads)
+
+    from .harness import run_all  # imports NumPy: only now that the thread count is set
+
+    return run_all(rounds=args.rounds, only=args.only, json_path=args.json, threads=args.threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
