@@ -34,6 +34,7 @@ import numpy as np
 
 from ..gradcheck import numeric_grad
 from ..graph import topological_order
+from ..scalar import Value as ReferenceValue
 from .core import ATOL, RTOL, CheckFailure, passed, random_array
 
 __all__ = [
@@ -43,12 +44,6 @@ __all__ = [
     "check_expression",
     "value_class_or_reference",
 ]
-
-
-def _reference_value_class() -> type:
-    from ..scalar import Value
-
-    return Value
 
 
 # --- comparing two numbers -----------------------------------------------------------------------
@@ -362,7 +357,7 @@ def _check_case(ValueClass: type, op_name: str, op: _Op, form: str, values: tupl
     out = _apply(op_name, op, operands, form, text)
     _check_node_shape(out, op_name, text)
 
-    reference_operands, _ = _build_operands(_reference_value_class(), form, values)
+    reference_operands, _ = _build_operands(ReferenceValue, form, values)
     expected_data = op.apply(*reference_operands).data
     _assert_number(out.data, expected_data, f"{op_name}: the value (out.data) of {text}")
 
@@ -705,7 +700,6 @@ def check_expression(
     values = tuple(float(leaf_data[name]) for name in names)
     where = ", ".join(f"{name} = {value:g}" for name, value in zip(names, values))
     text = f"{text} with {where}"
-    Reference = _reference_value_class()
 
     leaves = {name: ValueClass(value) for name, value in zip(names, values)}
     try:
@@ -714,12 +708,12 @@ def check_expression(
         raise _not_written_yet(f"an op in {text}") from error
     except Exception as error:
         raise CheckFailure(f"computing {text} raised {type(error).__name__}: {error}") from error
-    reference_leaves = {name: Reference(value) for name, value in zip(names, values)}
+    reference_leaves = {name: ReferenceValue(value) for name, value in zip(names, values)}
     reference_out = build(**reference_leaves)
     _assert_number(getattr(out, "data", out), reference_out.data, f"the value of {text}")
 
     def on_reference(*xs: np.ndarray) -> float:
-        return build(**{name: Reference(float(x)) for name, x in zip(names, xs)}).data
+        return build(**{name: ReferenceValue(float(x)) for name, x in zip(names, xs)}).data
 
     numeric = dict(zip(names, (float(g) for g in numeric_grad(on_reference, *values))))
     reference_out.backward()
@@ -759,6 +753,6 @@ def value_class_or_reference(ValueClass: type, ops: tuple[str, ...] = tuple(SCAL
             "The cells below use the reference autodiff_ref.scalar.Value instead, so you can read "
             "on; once the tests above pass, run this cell again to use your own."
         )
-        return _reference_value_class()
+        return ReferenceValue
     passed(f"your {ValueClass.__name__} passes every check: the cells below use it.")
     return ValueClass
