@@ -314,6 +314,14 @@ def test_sigmoid_by_hand_shape_of_the_answer():
         check_sigmoid_by_hand(without_local)
 
 
+def test_sigmoid_by_hand_with_a_tuple_from_a_local_function():
+    def tuple_locals(z, a, b, c, y):
+        return {**right_locals(z, a, b, c, y), "reciprocal": (-1 / c**2,)}
+
+    with fails_with("local gradient at node 'reciprocal'", "should be a number", "take the number out with [0]"):
+        check_sigmoid_by_hand(make_sigmoid_by_hand(locals_of=tuple_locals, combine=lambda up, local: 1.0))
+
+
 def test_sigmoid_by_hand_unwritten():
     def sigmoid_by_hand(z):
         raise NotImplementedError()

@@ -62,6 +62,11 @@ def _as_number(got: Any, what: str) -> float:
         raise CheckFailure(f"{what} is a {type(got).__name__}, but it should be a plain number (its .data?).")
     if isinstance(got, np.ndarray) and got.ndim == 0:
         got = got.item()
+    if isinstance(got, (tuple, list)) and len(got) == 1:
+        raise CheckFailure(
+            f"{what} should be a number, but it is a {type(got).__name__} holding one: {got!r}.\n"
+            "  Hint: the local-derivative functions return tuples; take the number out with [0]."
+        )
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
         raise CheckFailure(f"{what} should be a number, but it is {type(got).__name__}: {got!r}")
     return float(got)
