@@ -179,6 +179,16 @@ def test_check_expression_names_a_wrong_leaf():
     assert "✗ w1.grad" in message and "✓ b.grad" in message
 
 
+def test_check_expression_blames_the_ops_when_backward_is_right():
+    class TanhNoSquare(LearnerValue):
+        def tanh(self):
+            t = math.tanh(self.data)
+            return self.node(t, (self,), (1 - t,), "tanh")
+
+    message = fails_with_expression(TanhNoSquare, *NEURON)
+    assert "an op stored a wrong local gradient" in message
+
+
 def test_check_expression_spots_overwritten_gradients():
     class Overwrites(LearnerValue):
         def backward(self):

@@ -554,6 +554,9 @@ def _backward_hint(root: Any, leaves: dict[str, Any], got: dict[str, float]) -> 
     def matches(gradients: dict[int, float]) -> bool:
         return all(_is_close(got[name], gradients.get(ids[name], 0.0)) for name in leaves)
 
+    if matches(expected):
+        return ("backward() combined the local gradients stored in the graph correctly, so an op "
+                "stored a wrong local gradient: make the op tests above pass first.")
     if all(value == 0.0 for value in got.values()) and root.grad == 0.0:
         return ("nothing reached the leaves and out.grad is 0: seed the root with 1.0 "
                 "(d out / d out = 1) before walking back through the graph.")
