@@ -483,6 +483,22 @@ def test_backward_that_visits_inputs_first():
     fails_with(InputsFirst, "backward", "reversed(topological_order(root))")
 
 
+def test_backward_that_follows_every_path_separately():
+    """Pushes each share down at once, so h passes on its gradient before it is complete."""
+
+    class EveryPath(LearnerValue):
+        def backward(self):
+            self.grad = 1.0
+            stack = [self]
+            while stack:
+                node = stack.pop()
+                for node_input, local in zip(node.inputs, node.local_grads):
+                    node_input.grad += node.grad * local
+                    stack.append(node_input)
+
+    fails_with(EveryPath, "backward", "a diamond", "it must collect both shares before")
+
+
 def test_recursive_backward_on_a_long_chain():
     class Recursive(LearnerValue):
         def backward(self):

@@ -492,7 +492,14 @@ class _Graph:
     text: str
     leaf_names: tuple[str, ...]
     build: Callable[..., Any]  # (ops, *leaves) -> root
+    lesson: str | None = None  # what this graph tests, for a failure no usual mistake explains
 
+
+_ORDER_LESSON = (
+    "here h reaches out along two paths, so it must collect both shares before it passes its "
+    "gradient on to its inputs. Visit every node exactly once, in "
+    "reversed(topological_order(root)), rather than following each path separately."
+)
 
 _GRAPHS = (
     _Graph("out = x + x (x used twice)", ("x",), lambda ops, x: ops.add(x, x)),
@@ -504,10 +511,12 @@ _GRAPHS = (
     _Graph(
         "a diamond: h = x*y, out = tanh(h) + exp(h)", ("x", "y"),
         lambda ops, x, y: (lambda h: ops.add(ops.tanh(h), ops.exp(h)))(ops.mul(x, y)),
+        _ORDER_LESSON,
     ),
     _Graph(
         "x used at two depths: h = x*y, out = h * (h + x)", ("x", "y"),
         lambda ops, x, y: (lambda h: ops.mul(h, ops.add(h, x)))(ops.mul(x, y)),
+        _ORDER_LESSON,
     ),
     _Graph(f"a chain of {CHAIN_LENGTH:,} ops: out = 1.0001 * (1.0001 * (... * x))", ("x",), _long_chain),
 )
@@ -635,7 +644,7 @@ def _check_first_backward(ValueClass: type, graph: _Graph, leaf_data: tuple[floa
     _run_backward(root, text)
     got = _leaf_grads(leaves, f"after backward() on {text}")
     if not all(_is_close(got[name], expected[name]) for name in expected):
-        hint = _backward_hint(root, leaves, got)
+        hint = _backward_hint(root, leaves, got) or graph.lesson
         raise CheckFailure(
             f"backward() on {text} left wrong gradients in the leaves:\n"
             + _leaf_table(got, expected)
