@@ -14,7 +14,7 @@ import numpy as np
 
 
 class Dual:
-    """``value + tangent·ε``: a number (or array) together with its derivative along one direction."""
+    """``value + tangent·ε``: a number or array with its derivative along one direction."""
 
     __slots__ = ("value", "tangent")
 
@@ -22,6 +22,10 @@ class Dual:
     __array_ufunc__ = None
 
     def __init__(self, value: Any, tangent: Any = 0.0) -> None:
+        for name, part in (("value", value), ("tangent", tangent)):
+            if isinstance(part, Dual) or not _is_numeric(part):
+                raise TypeError(f"a Dual's {name} is a number or a numeric array, "
+                                f"got {type(part).__name__}: {part!r}")
         self.value = value
         self.tangent = tangent
 
@@ -35,7 +39,8 @@ class Dual:
 
     def __mul__(self, other: Any) -> Dual:  # product rule
         other = as_dual(other)
-        return Dual(self.value * other.value, self.tangent * other.value + self.value * other.tangent)
+        tangent = self.tangent * other.value + self.value * other.tangent
+        return Dual(self.value * other.value, tangent)
 
     def __truediv__(self, other: Any) -> Dual:  # quotient rule
         other = as_dual(other)
@@ -54,10 +59,15 @@ class Dual:
 
     def __matmul__(self, other: Any) -> Dual:  # bilinear, like a product
         other = as_dual(other)
-        return Dual(self.value @ other.value, self.tangent @ other.value + self.value @ other.tangent)
+        tangent = self.tangent @ other.value + self.value @ other.tangent
+        return Dual(self.value @ other.value, tangent)
 
     def __rmatmul__(self, other: Any) -> Dual:
         return as_dual(other) @ self
+
+    def __getitem__(self, index: Any) -> Dual:  # selecting entries is linear: select both parts
+        tangent = np.broadcast_to(self.tangent, np.shape(self.value))
+        return Dual(self.value[index], tangent[index])
 
     def __neg__(self) -> Dual:
         return Dual(-self.value, -self.tangent)
@@ -82,13 +92,20 @@ def as_dual(x: Any) -> Dual:
     """``x`` itself if it is a Dual, else a constant: tangent zero (of the same shape)."""
     if isinstance(x, Dual):
         return x
-    if isinstance(x, (str, bytes)) or not np.issubdtype(np.asarray(x).dtype, np.number):
+    if not _is_numeric(x):
         raise TypeError(f"a Dual combines with numbers and arrays, not {type(x).__name__}")
     return Dual(x, np.zeros_like(x, dtype=float) if np.ndim(x) else 0.0)
 
 
+def _is_numeric(x: Any) -> bool:
+    return not isinstance(x, (str, bytes)) and np.issubdtype(np.asarray(x).dtype, np.number)
+
+
 def _elementary(f: Callable[[Any], Any], df: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Lift ``f`` with derivative ``df`` to Duals by the chain rule; numbers and arrays pass through."""
+    """Lift ``f`` with derivative ``df`` to Duals by the chain rule; numbers and arrays pass.
+
+    f(a + b ε) = f(a) + f'(a) b ε, elementwise when ``a`` and ``b`` are arrays.
+    """
 
     def lifted(x: Any) -> Any:
         if isinstance(x, Dual):
@@ -96,7 +113,7 @@ def _elementary(f: Callable[[Any], Any], df: Callable[[Any], Any]) -> Callable[[
         return f(x)
 
     lifted.__name__ = f.__name__
-    lifted.__doc__ = f"``{f.__name__}`` of a number, an array or a Dual (chain rule on the tangent)."
+    lifted.__doc__ = f"``{f.__name__}`` of a number, an array or a Dual (chain rule on tangents)."
     return lifted
 
 

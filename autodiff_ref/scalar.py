@@ -42,7 +42,9 @@ class Value:
         if isinstance(data, Value) or not isinstance(data, Real):
             raise TypeError(f"Value holds a real number, got {type(data).__name__}: {data!r}")
         if len(inputs) != len(local_grads):
-            raise ValueError(f"{len(inputs)} inputs need {len(inputs)} local gradients, got {len(local_grads)}")
+            raise ValueError(
+                f"{len(inputs)} inputs need {len(inputs)} local gradients, got {len(local_grads)}"
+            )
         self.data = float(data)
         self.grad = 0.0
         self.inputs = tuple(inputs)
@@ -60,15 +62,20 @@ class Value:
         return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, exponent: Value | Number) -> Value:
-        a = self.data
-        if isinstance(exponent, Value):
-            b = exponent.data
-            out = a**b
-            # d(a^b)/db = a^b log a is defined only for a > 0.
-            return Value(out, (self, exponent), (b * a ** (b - 1), out * math.log(a) if a > 0 else math.nan), "**")
-        if not isinstance(exponent, Real):
+        b = exponent.data if isinstance(exponent, Value) else exponent
+        if not isinstance(b, Real):
             return NotImplemented
-        return Value(a**exponent, (self,), (exponent * a ** (exponent - 1),), f"**{exponent:g}")
+        a = self.data
+        if a < 0 and not float(b).is_integer():
+            raise ValueError(f"{a!r} ** {b!r} is not a real number: a negative base needs an "
+                             "integer exponent")
+        out = a**b
+        d_base = _power_rule(a, b)
+        if isinstance(exponent, Value):
+            # d(a^b)/db = a^b log a exists only for a > 0.
+            d_exponent = out * math.log(a) if a > 0 else math.nan
+            return Value(out, (self, exponent), (d_base, d_exponent), "**")
+        return Value(out, (self,), (d_base,), f"**{b:g}")
 
     def __rpow__(self, base: Number) -> Value:
         return as_value(base) ** self
@@ -84,7 +91,8 @@ class Value:
         other = as_value(other)
         if other.data == 0:
             raise ZeroDivisionError(f"division of {self.data!r} by a Value equal to 0")
-        return Value(self.data / other.data, (self, other), (1 / other.data, -self.data / other.data**2), "/")
+        local_grads = (1 / other.data, -self.data / other.data**2)
+        return Value(self.data / other.data, (self, other), local_grads, "/")
 
     def __radd__(self, other: Number) -> Value:
         return as_value(other) + self
@@ -100,23 +108,28 @@ class Value:
 
     # -- elementary functions -------------------------------------------------------------------
     def exp(self) -> Value:
+        """e^x; its derivative is itself, e^x."""
         out = math.exp(self.data)
         return Value(out, (self,), (out,), "exp")
 
     def log(self) -> Value:
+        """ln x for x > 0; derivative 1/x."""
         if self.data <= 0:
             raise ValueError(f"log of a non-positive number: {self.data!r}")
         return Value(math.log(self.data), (self,), (1 / self.data,), "log")
 
     def tanh(self) -> Value:
+        """tanh x; derivative 1 - tanh^2 x, from the output."""
         out = math.tanh(self.data)
         return Value(out, (self,), (1 - out * out,), "tanh")
 
     def relu(self) -> Value:
+        """max(x, 0); derivative 1 for x > 0, else 0 (0 at the kink x = 0)."""
         positive = self.data > 0
         return Value(self.data if positive else 0.0, (self,), (1.0 if positive else 0.0,), "relu")
 
     def sigmoid(self) -> Value:
+        """1 / (1 + e^-x); derivative s (1 - s) with s the output."""
         out = 0.5 * (1 + math.tanh(0.5 * self.data))  # 1 / (1 + e^-x) without overflow
         return Value(out, (self,), (out * (1 - out),), "sigmoid")
 
@@ -137,6 +150,13 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
+
+
+def _power_rule(a: float, b: float) -> float:
+    """d(a^b)/da = b a^(b-1), with its limits at a = 0, where a^(b-1) would divide by zero."""
+    if a == 0 and b < 1:
+        return 0.0 if b == 0 else math.inf  # a^0 is constant; a^0.5 is vertical at 0
+    return b * a ** (b - 1)
 
 
 def as_value(x: Value | Number) -> Value:
