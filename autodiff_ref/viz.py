@@ -1,14 +1,15 @@
 """Pictures of autodiff: the computational graph behind a result, and training curves.
 
 Everything is drawn with matplotlib alone, so it works in a pip-only environment (no Graphviz
-binary) and shows inline in Jupyter. Both functions return a ``matplotlib.figure.Figure``; when
-they make the figure themselves it is not registered with ``pyplot``, so a notebook cell that
-ends with ``draw_graph(z)`` shows the picture exactly once and repeated calls do not pile up
-open figures.
+binary) and shows inline in Jupyter. Both functions return a ``matplotlib.figure.Figure``. When
+they make the figure themselves, it is not registered with ``pyplot`` (so repeated calls do not
+pile up open figures) and it carries its own PNG picture for Jupyter: a notebook cell that ends
+with ``draw_graph(z)`` shows the picture exactly once, whatever the matplotlib backend.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,15 @@ OP_COLOR = "#fff3b0"
 EDGE_COLOR = "#555555"
 # The "ellipse" box style arrived in matplotlib 3.7; older versions get rounded corners.
 OP_BOX_STYLE = "ellipse" if "ellipse" in BoxStyle.get_styles() else "round4"
+
+
+class _InlineFigure(Figure):
+    """A Figure that Jupyter shows as a PNG when it is a cell's value, without pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MAX_NODES) -> Figure:
@@ -101,7 +111,7 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
     # A long chain shrinks to a strip; keep it at least one row of text high.
     figure_height = max(height * scale, 4 * font_size / 72)
     if ax is None:
-        figure = Figure(figsize=(width * scale, figure_height))
+        figure = _InlineFigure(figsize=(width * scale, figure_height))
         ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(0.0, width * scale)
     ax.set_ylim(-figure_height / 2, figure_height / 2)
@@ -174,7 +184,7 @@ def plot_history(history: Mapping[str, Sequence[float]], ax: Axes | None = None)
         raise ValueError(f"plot_history: no values recorded for {empty}")
 
     if ax is None:
-        figure = Figure(figsize=(7.0, 4.0), layout="constrained")
+        figure = _InlineFigure(figsize=(7.0, 4.0), layout="constrained")
         ax = figure.add_subplot()
     epochs = history.get("epoch")
 
@@ -327,7 +337,7 @@ def _column_positions(
 
 
 def _number(x: float) -> str:
-    return f"{x:.4g}"
+    return f"{x + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0
 
 
 def _array_summary(array: np.ndarray) -> str:
@@ -335,7 +345,7 @@ def _array_summary(array: np.ndarray) -> str:
     flat = np.asarray(array, dtype=float).ravel()
     if flat.size == 1:
         return _number(float(flat[0]))
-    return "[" + ", ".join(f"{v:.3g}" for v in flat) + "]"
+    return "[" + ", ".join(f"{v + 0.0:.3g}" for v in flat) + "]"
 
 
 def _value_label(node: Any, kind: str, show_grad: bool) -> str:
@@ -358,9 +368,8 @@ def _value_label(node: Any, kind: str, show_grad: bool) -> str:
 
 
 def _op_label(node: Any, kind: str) -> str:
-    if kind == "Tensor":
-        return type(node.op).__name__
-    return str(node.op) if node.op else "op"
+    name = type(node.op).__name__ if kind == "Tensor" else str(node.op or "op")
+    return f"{name:^3}"  # a one-character op such as "+" still gets a round ellipse
 
 
 # -- arrows -------------------------------------------------------------------------------------
