@@ -105,9 +105,11 @@ def _describe(node: Any) -> str:
 
 
 def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
-    """``function(*args)``, with a RecursionError turned into advice."""
+    """``function(*args)``; whatever goes wrong becomes a CheckFailure that names the case."""
     try:
         return function(*args)
+    except CheckFailure:
+        raise
     except RecursionError:
         raise CheckFailure(
             f"{what} hit Python's recursion limit (RecursionError). A function that calls itself "
@@ -115,6 +117,21 @@ def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
             f"at about {_recursion_limit()} nested calls. Walk the graph with a loop and an explicit "
             "stack instead: a list of the nodes still to visit."
         ) from None
+    except NotImplementedError as error:
+        raise CheckFailure(
+            f"{what} raised NotImplementedError in {_where_raised(error)}: that function is not "
+            "written yet. Replace `raise NotImplementedError()` with your code and run its cell again."
+        ) from None
+    except Exception as error:  # the learner's code failed on this case: say which case
+        raise CheckFailure(f"{what} raised {type(error).__name__}: {error}") from error
+
+
+def _where_raised(error: BaseException) -> str:
+    """The name of the function whose code raised ``error``, e.g. ``topological_order``."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return f"`{frame.tb_frame.f_code.co_name}`" if frame is not None else "your code"
 
 
 def _recursion_limit() -> str:
@@ -148,6 +165,7 @@ def _to_values(root: Any) -> dict[int, Any]:
             raise CheckFailure(f"{_describe(node)} has {len(node.inputs)} inputs; {_a(node.op)} takes {arity}.")
         out = apply(*(values[id(parent)] for parent in node.inputs))
         out.label = name
+        out.op = node.op  # the notebook's name for the op ("reciprocal", not "**-1"), for drawings
         values[id(node)] = out
     return values
 
@@ -156,7 +174,7 @@ def as_values(root: Any) -> Any:
     """The graph behind ``root`` rebuilt from ``autodiff_ref.scalar.Value``, computed; returns its root.
 
     Each leaf becomes a Value with the leaf's value and name; each op node the same op on the
-    Values of its inputs. So ``as_values(z).data`` is what ``z`` evaluates to, and
+    Values of its inputs, keeping the node's name and op name. So ``as_values(z).data`` is what ``z`` evaluates to, and
     ``autodiff_ref.viz.draw_graph(as_values(z))`` draws the graph.
     """
     if not _is_node(root):
