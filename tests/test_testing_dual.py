@@ -506,3 +506,35 @@ def test_jacobian_mistakes_get_their_hint(jacobian_fn, expected_words):
     message = failure(check_jacobian_forward, jacobian_fn)
     for words in expected_words:
         assert words in message, f"{words!r} missing from:\n{message}"
+
+
+# --- a right derivative or Jacobian on a wrong Dual class -------------------------------------
+
+
+def test_a_wrong_dual_class_is_blamed_rather_than_a_right_derivative():
+    def derivative_on_broken_duals(f):
+        def f_prime(x):
+            out = f(ProductMissingATerm(x, 1.0))
+            return out.tangent if isinstance(out, LearnerDual) else 0.0
+
+        return f_prime
+
+    message = failure(check_derivative, derivative_on_broken_duals)
+    assert "comes from the Dual class" in message and "Dual tests above" in message
+
+
+def test_a_wrong_dual_class_is_blamed_rather_than_a_right_jacobian():
+    def jacobian_on_broken_duals(f, x):
+        return np.stack([f(ProductMissingATerm(x, unit)).tangent for unit in np.eye(len(x))], axis=1)
+
+    message = failure(check_jacobian_forward, jacobian_on_broken_duals)
+    assert "comes from the Dual class" in message
+
+
+def test_a_name_from_a_later_cell_gets_a_hint():
+    class PowerThroughUndefinedExp(LearnerDual):
+        def __pow__(self, exponent):
+            return undefined_exp(exponent * undefined_log(self))  # noqa: F821 -- the mistake under test
+
+    message = failure(check_dual_arithmetic, PowerThroughUndefinedExp, ("**",))
+    assert "raised NameError" in message and "defined in a later cell" in message

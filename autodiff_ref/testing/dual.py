@@ -87,6 +87,9 @@ def _call(description: str, function: Callable[..., Any], *args: Any, hint: str 
         ) from error
     except Exception as error:  # anything else the learner's code raises is this case's failure
         message = f"{description} raised {type(error).__name__}: {error}"
+        if isinstance(error, NameError) and hint is None:
+            hint = ("the code uses a name that is not defined when this test runs; cells run top to "
+                    "bottom, so a function defined in a later cell is not there yet.")
         raise CheckFailure(message + (f"\n  Hint: {hint}" if hint else "")) from error
 
 
@@ -401,12 +404,31 @@ class _CallLog:
         self.function = function
         self.dual_calls = 0
         self.seeds: list[np.ndarray] = []
+        self.dual_class: type | None = None
 
     def __call__(self, x: Any) -> Any:
         if _is_dual(x):
             self.dual_calls += 1
+            self.dual_class = type(x)
             self.seeds.append(np.array(x.tangent, dtype=np.float64, copy=True))
         return self.function(x)
+
+
+_DUAL_CLASS_HINT = (
+    "this is what your Dual's arithmetic gives for this f, so this function does its part; the "
+    "wrong tangent comes from the Dual class. Make the Dual tests above pass first."
+)
+
+
+def _tangent_with(dual_class: type | None, f: Callable[[Any], Any], x: Any, tangent: Any) -> Any:
+    """f's output tangent on ``dual_class(x, tangent)``, or nan if that class cannot compute it."""
+    if dual_class is None or dual_class is reference.Dual:
+        return np.nan  # nothing to blame on a learner's class
+    try:
+        out = f(dual_class(x, tangent))
+        return np.asarray(out.tangent if _is_dual(out) else 0.0, dtype=np.float64)
+    except Exception:  # the learner's class fails on f: then it is not what produced the result
+        return np.nan
 
 
 def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tuple[int, ...] = (), seed: int = 0) -> None:
@@ -457,6 +479,7 @@ def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tu
                              "seed x with tangent 1 (an array of ones for an array x)."))
         if constant:
             wrong.insert(0, (4.0, constant_hint))
+        wrong.insert(0, (_tangent_with(logged.dual_class, f, x, np.ones(np.shape(x))), _DUAL_CLASS_HINT))
         assert_close(got, expected, f"The result of {description}", hint=_matching_hint(got, wrong))
         assert_close(got, numeric, f"The result of {description}, compared with central differences,",
                      atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
@@ -575,6 +598,10 @@ def check_jacobian_forward(jacobian_fn: Callable[[Callable, np.ndarray], Any], *
             )
         expected = reference.jacobian_forward(f, x)
         hint = _jacobian_hint(got, expected, logged.seeds)
+        if hint is None and np.shape(got) == expected.shape:
+            with_learner_dual = [_tangent_with(logged.dual_class, f, x, unit) for unit in np.eye(n)]
+            if not any(np.isnan(column).any() or np.shape(column) != (expected.shape[0],) for column in with_learner_dual):
+                hint = _matching_hint(got, [(np.stack(with_learner_dual, axis=1), _DUAL_CLASS_HINT)])
         assert_close(got, expected, f"The Jacobian from {description}", hint=hint)
         assert_close(got, _numeric_jacobian(f, x), f"The Jacobian from {description}, compared with central differences,",
                      atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
