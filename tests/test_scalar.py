@@ -76,10 +76,41 @@ def test_unary_ops_match_central_differences(name, a):
     assert grad == pytest.approx(numeric(f, a)[0], rel=1e-5, abs=1e-7)
 
 
-def test_numbers_on_either_side():
-    x = Value(2.0)
-    for out, expected in ((1 + x, 3), (x + 1, 3), (3 - x, 1), (x - 3, -1), (3 * x, 6), (x * 3, 6), (1 / x, 0.5), (x / 4, 0.5), (x**3, 8), (3**x, 9)):
-        assert out.data == pytest.approx(expected)
+WITH_A_NUMBER = {
+    "1.5 + x": lambda x: 1.5 + x,
+    "x + 1.5": lambda x: x + 1.5,
+    "1.5 - x": lambda x: 1.5 - x,
+    "x - 1.5": lambda x: x - 1.5,
+    "1.5 * x": lambda x: 1.5 * x,
+    "x * 1.5": lambda x: x * 1.5,
+    "1.5 / x": lambda x: 1.5 / x,
+    "x / 1.5": lambda x: x / 1.5,
+    "1.5 ** x": lambda x: 1.5**x,
+    "x ** 1.5": lambda x: x**1.5,
+    "x ** 3": lambda x: x**3,
+    "x ** -2": lambda x: x**-2,
+}
+
+
+@pytest.mark.parametrize("expression", WITH_A_NUMBER)
+def test_numbers_on_either_side(expression):
+    f = WITH_A_NUMBER[expression]
+    x = Value(0.8)
+    out = f(x)
+    out.backward()
+    assert any(node is x for node in out.inputs) and all(isinstance(n, Value) for n in out.inputs)
+    assert out.data == pytest.approx(f(0.8), rel=1e-12)
+    assert x.grad == pytest.approx(numeric(f, 0.8)[0], rel=1e-6)
+
+
+def test_power_at_zero():
+    x = Value(0.0)
+    (x**0).backward()
+    assert x.grad == 0.0  # x^0 = 1 is constant, also at 0
+    y = Value(0.0)
+    (y**2).backward()
+    assert y.grad == 0.0
+    assert (Value(0.0) ** 0.5).local_grads == (math.inf,)  # sqrt is vertical at 0
 
 
 def test_value_exponent_records_both_inputs():
@@ -129,16 +160,16 @@ def test_gradients_accumulate_across_backward_calls():
     assert x.grad == 8.0
 
 
-def test_agrees_with_the_tensor_engine():
-    xs = (0.3, -1.2, 0.8)
-
+@settings(max_examples=25)
+@given(a=away_from_zero, b=away_from_zero, c=st.floats(0.3, 3.0))
+def test_agrees_with_the_tensor_engine(a, b, c):
     def f(a, b, c):
-        return ((a * b + c).tanh() * a - (b / (c + 2)).sigmoid() + (a * a).exp()).relu()
+        return ((a * b + c).tanh() * a - (b / (c + 2)).sigmoid() + (a * c).exp() / c).relu()
 
-    _, scalar_grads = value_grads(f, *xs)
-    tensors = [Tensor(x, requires_grad=True) for x in xs]
+    _, scalar_grads = value_grads(f, a, b, c)
+    tensors = [Tensor(x, requires_grad=True) for x in (a, b, c)]
     f(*tensors).backward()
-    assert scalar_grads == pytest.approx([float(t.grad) for t in tensors], rel=1e-12)
+    assert scalar_grads == pytest.approx([float(t.grad) for t in tensors], rel=1e-10, abs=1e-12)
 
 
 def test_bad_input():
@@ -146,8 +177,14 @@ def test_bad_input():
         Value("3")
     with pytest.raises(TypeError, match="real number, got Value"):
         Value(Value(1.0))
-    with pytest.raises(ValueError, match="log of a non-positive number"):
+    with pytest.raises(ValueError, match=r"log of a non-positive number: -1\.0"):
         Value(-1.0).log()
+    with pytest.raises(ValueError, match="negative base needs an integer exponent"):
+        Value(-2.0) ** 0.5
+    with pytest.raises(ValueError, match="negative base"):
+        Value(-2.0) ** Value(0.5)
+    with pytest.raises(TypeError, match="real number, got str"):
+        Value(1.0) + "2"
     with pytest.raises(ZeroDivisionError):
         Value(1.0) / 0
     with pytest.raises(ValueError, match="local gradients"):
