@@ -108,6 +108,16 @@ def test_an_error_in_learner_code_names_the_case():
         check_z_graph(lambda a, b, c: op_node_checked("minus", a, b), leaf)
 
 
+def test_looking_up_a_leaf_in_ops_gets_a_hint():
+    def evaluate_leaves_too(root):
+        for node in iterative_order(root):
+            node.value = OPS[node.op](*(parent.value for parent in node.inputs))
+        return root.value
+
+    with fails("raised KeyError: None\n  Hint: a leaf has op None, which OPS does not know"):
+        check_evaluate(evaluate_leaves_too, leaf, op_node, OPS)
+
+
 def op_node_checked(op, *inputs):
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}")

@@ -123,7 +123,13 @@ def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
             "written yet. Replace `raise NotImplementedError()` with your code and run its cell again."
         ) from None
     except Exception as error:  # the learner's code failed on this case: say which case
-        raise CheckFailure(f"{what} raised {type(error).__name__}: {error}") from error
+        message = f"{what} raised {type(error).__name__}: {error}"
+        if isinstance(error, KeyError) and error.args[:1] == (None,):
+            message += (
+                "\n  Hint: a leaf has op None, which OPS does not know. Leave the leaves as they are "
+                "(their value is given) and compute only the nodes that have inputs."
+            )
+        raise CheckFailure(message) from error
 
 
 def _where_raised(error: BaseException) -> str:
