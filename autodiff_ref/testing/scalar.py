@@ -396,7 +396,7 @@ def check_value_op(
     op_name: str,
     *,
     seed: int = 0,
-    trials: int = 3,
+    trials: int | None = None,
     points: list[tuple[float, ...]] | None = None,
 ) -> None:
     """Check one op of a learner's scalar ``Value`` class; raise CheckFailure naming what is wrong.
@@ -410,11 +410,14 @@ def check_value_op(
     ops works too) with a central difference in float64.
 
     ``trials`` random draws per form (kink-free: never 0 for relu, positive for log and for
-    fractional powers); or ``points``, a list of operand tuples such as ``[(2.0, 3.0)]``
-    (for pow: ``(base, exponent)``), to check chosen edge values instead.
+    fractional powers; by default 3, and for pow one per exponent 2, 3, -1, 0.5, -1.5); or
+    ``points``, a list of operand tuples such as ``[(2.0, 3.0)]`` (for pow: ``(base,
+    exponent)``), to check chosen edge values instead.
     """
     op = _op_named(op_name)
     if points is None:
+        if trials is None:
+            trials = len(_EXPONENTS) if op_name == "pow" else 3
         rng = np.random.default_rng(seed)
         draws = [_random_operands(op, rng, trial) for trial in range(trials)]
     else:
