@@ -10,6 +10,18 @@ from hypothesis import strategies as st
 from autodiff_ref import Tensor
 from autodiff_ref import forward as fw
 from autodiff_ref.forward import Dual
+from autodiff_ref.scalar import Value
+
+def numeric_jacobian(f, x, eps=1e-6):
+    """Central differences, one column per entry of x: shape f(x).shape + x.shape."""
+    columns = []
+    for j in range(x.size):
+        step = np.zeros_like(x)
+        step.flat[j] = eps
+        columns.append((np.asarray(f(x + step)) - np.asarray(f(x - step))) / (2 * eps))
+    out_shape = np.shape(f(x))
+    return np.stack(columns, axis=-1).reshape(out_shape + x.shape)
+
 
 FUNCTIONS = {
     "exp": (fw.exp, math.exp),
@@ -34,15 +46,27 @@ def test_elementary_functions_apply_the_chain_rule(name, x, tangent):
 @settings(max_examples=25)
 @given(a=st.floats(0.3, 3.0), b=st.floats(0.3, 3.0))
 def test_arithmetic_matches_central_differences(a, b):
-    def f(x):
-        return (x * b - a / x) * (x + 1.5) - 3 / x + x**2.5 - (2 - x) + 2**x + x**x
+    def f(x):  # runs on floats and on Duals alike
+        return (x * b - a / x) * (x + 1.5) - 3 / x + x**2.5 - (2 - x) + 2**x + x**x - -x
 
-    def plain(x):
-        return (x * b - a / x) * (x + 1.5) - 3 / x + x**2.5 - (2 - x) + 2**x + x**x
-
-    expected = (plain(a + 1e-6) - plain(a - 1e-6)) / 2e-6
+    expected = (f(a + 1e-6) - f(a - 1e-6)) / 2e-6
     assert fw.derivative(f)(a) == pytest.approx(expected, rel=1e-5)
-    assert f(Dual(a, 1.0)).value == pytest.approx(plain(a))
+    assert f(Dual(a, 1.0)).value == pytest.approx(f(a))
+
+
+@settings(max_examples=25)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_two_duals_and_arrays_on_either_side(seed):
+    rng = np.random.default_rng(seed)
+    c, M = rng.uniform(0.5, 2.0, 3), rng.standard_normal((3, 3))
+
+    def f(v):  # every operator meets a Dual on one side, an array or a Dual on the other
+        u, w = v * c + 1.0, c - v
+        return (u * w) / (c + v**2) + (M @ v) * (v @ M) - c / (2.0 + u) + c**v + (u @ w)
+
+    x = rng.uniform(0.3, 1.5, 3)
+    J = fw.jacobian_forward(f, x)
+    np.testing.assert_allclose(J, numeric_jacobian(f, x), rtol=1e-6, atol=1e-8)
 
 
 def test_derivative_of_a_constant_function_is_zero():
@@ -50,58 +74,90 @@ def test_derivative_of_a_constant_function_is_zero():
     assert (-Dual(2.0, 1.0)).tangent == -1.0
 
 
-def numeric_jacobian(f, x, eps=1e-6):
-    columns = []
-    for j in range(x.size):
-        step = np.zeros_like(x)
-        step.flat[j] = eps
-        columns.append((np.asarray(f(x + step)) - np.asarray(f(x - step))) / (2 * eps))
-    return np.stack(columns, axis=-1)
-
-
 def test_jacobian_of_tanh_of_a_matrix_product():
     rng = np.random.default_rng(0)
     W, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
     J = fw.jacobian_forward(lambda v: fw.tanh(W @ v), x)
     assert J.shape == (3, 4)
-    np.testing.assert_allclose(J, numeric_jacobian(lambda v: np.tanh(W @ v), x), rtol=1e-6, atol=1e-9)
+    numeric = numeric_jacobian(lambda v: np.tanh(W @ v), x)
+    np.testing.assert_allclose(J, numeric, rtol=1e-6, atol=1e-9)
 
 
 def test_jacobian_of_a_mixed_function():
     x = np.array([0.4, 1.3, 2.1])
 
-    def f(v, lib=fw):
-        return lib.sin(v) * lib.exp(v[::-1] if not isinstance(v, Dual) else Dual(v.value[::-1], v.tangent[::-1])) + lib.log(v) / lib.sqrt(v)
+    def f(v):  # the fw functions take arrays as well as Duals, so f runs on both
+        return fw.sin(v) * fw.exp(v[::-1]) + fw.log(v) / fw.sqrt(v) + fw.cos(v[0] * v[2])
 
     J = fw.jacobian_forward(f, x)
-    np.testing.assert_allclose(J, numeric_jacobian(lambda v: f(v, np), x), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(J, numeric_jacobian(f, x), rtol=1e-6, atol=1e-9)
 
 
-def test_jvp_matches_finite_differences_and_reverse_mode():
-    rng = np.random.default_rng(1)
+def test_jacobian_shape_is_output_shape_then_input_shape():
+    x = np.array([[0.5, 1.0], [1.5, 2.0]])
+    J = fw.jacobian_forward(lambda v: v[0, 0] ** 2 + v[0, 1] ** 2 + v[1, 0] ** 2 + v[1, 1] ** 2, x)
+    assert J.shape == (2, 2)
+    np.testing.assert_allclose(J, 2 * x)
+    J = fw.jacobian_forward(lambda v: fw.sin(v) * 3.0, x)
+    assert J.shape == (2, 2, 2, 2)
+    np.testing.assert_allclose(J, numeric_jacobian(lambda v: np.sin(v) * 3.0, x), atol=1e-8)
+
+
+def test_derivative_is_elementwise_on_arrays():
+    x = np.linspace(0.5, 2.0, 5)
+    np.testing.assert_allclose(fw.derivative(lambda v: fw.log(v) * v)(x), np.log(x) + 1)
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_jvp_matches_finite_differences_and_reverse_mode(seed):
+    rng = np.random.default_rng(seed)
     W, x, v = rng.standard_normal((2, 3)), rng.standard_normal(3), rng.standard_normal(3)
-    value, tangent = fw.jvp(lambda z: fw.tanh(W @ z) * 2.0, x, v)
+
+    def f(z):
+        return fw.tanh(W @ z) * 2.0
+
+    value, tangent = fw.jvp(f, x, v)
     np.testing.assert_allclose(value, 2 * np.tanh(W @ x))
-    np.testing.assert_allclose(tangent, (2 * np.tanh(W @ (x + 1e-6 * v)) - 2 * np.tanh(W @ (x - 1e-6 * v))) / 2e-6, rtol=1e-6)
+    along_v = (f(x + 1e-6 * v) - f(x - 1e-6 * v)) / 2e-6
+    np.testing.assert_allclose(tangent, along_v, rtol=1e-5, atol=1e-8)
     # Row i of the Jacobian by reverse mode, dotted with v, is entry i of J v.
     for i in range(2):
         xt = Tensor(x, requires_grad=True)
         ((Tensor(W) @ xt).tanh() * 2.0)[i].backward()
-        assert float(xt.grad @ v) == pytest.approx(tangent[i], rel=1e-10)
+        assert float(xt.grad @ v) == pytest.approx(tangent[i], rel=1e-10, abs=1e-12)
 
 
-def test_forward_and_reverse_agree_on_a_scalar_function():
-    from autodiff_ref.scalar import Value
+def exp(x):
+    """exp of a Value or Tensor by its own method, of a Dual or float by forward mode."""
+    return x.exp() if isinstance(x, (Value, Tensor)) else fw.exp(x)
 
-    def f(x):
-        return x * x * 3.0 + x.exp() if not isinstance(x, Dual) else x * x * 3.0 + fw.exp(x)
 
-    value = Value(0.6)
+def tanh(x):
+    return x.tanh() if isinstance(x, (Value, Tensor)) else fw.tanh(x)
+
+
+@settings(max_examples=25)
+@given(x=st.floats(-2.0, 2.0))
+def test_value_dual_and_tensor_agree(x):
+    def f(x):  # one expression, three engines
+        return tanh(x * x * 3.0 - 1.0) / (1.0 + exp(-x)) + (2.0 - x) ** 3
+
+    by_forward_mode = fw.derivative(f)(x)
+    value = Value(x)
     f(value).backward()
-    assert fw.derivative(f)(0.6) == pytest.approx(value.grad, rel=1e-12)
+    tensor = Tensor(x, requires_grad=True)
+    f(tensor).backward()
+    assert value.grad == pytest.approx(by_forward_mode, rel=1e-10, abs=1e-12)
+    assert float(tensor.grad) == pytest.approx(by_forward_mode, rel=1e-10, abs=1e-12)
+    assert by_forward_mode == pytest.approx((f(x + 1e-6) - f(x - 1e-6)) / 2e-6, rel=1e-5, abs=1e-7)
 
 
 def test_bad_input():
+    with pytest.raises(TypeError, match="value is a number or a numeric array, got str"):
+        Dual("1.0", 1.0)
+    with pytest.raises(TypeError, match="tangent is a number or a numeric array, got list"):
+        Dual(1.0, ["a"])
     with pytest.raises(TypeError, match="not str"):
         Dual(1.0, 1.0) + "a"
     with pytest.raises(ValueError, match="direction v of x's shape"):
