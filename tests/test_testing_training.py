@@ -26,6 +26,7 @@ from autodiff_ref.testing import (
     check_cross_entropy,
     check_linear,
     check_sgd,
+    check_training_loop,
     check_training_result,
     cross_entropy_or_reference,
     linear_or_reference,
@@ -664,3 +665,64 @@ def test_the_learners_piece_is_used_once_it_passes(helper, own, broken, referenc
     assert helper(broken) is reference
     printed = capsys.readouterr().out
     assert "does not pass its check yet" in printed and "run this cell again" in printed
+
+
+# --- the training loop -----------------------------------------------------------------------------
+
+
+def learner_train(model, optimizer, loss_fn, data, *, epochs, batch_size, rng, mistake=None):
+    """The loop as notebook 07 asks for it; ``mistake`` makes one usual slip."""
+    history = {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": []}
+    for epoch in range(1, epochs + 1):
+        total, count = 0.0, 0
+        seed = 0 if mistake == "same_order" else rng
+        for X, y in batches(data.X_train, data.y_train, batch_size, seed=seed):
+            if mistake == "drop_last" and len(y) < batch_size:
+                continue
+            if mistake != "no_zero_grad":
+                optimizer.zero_grad()
+            loss = loss_fn(model(X), y)
+            loss.backward()
+            if mistake == "zero_grad_late":
+                optimizer.zero_grad()
+            optimizer.step()
+            total += loss.item() * len(y)
+            count += len(y)
+        with no_grad():
+            history["test_accuracy"].append(accuracy(model(data.X_test), data.y_test))
+            history["train_accuracy"].append(accuracy(model(data.X_train), data.y_train))
+        history["epoch"].append(epoch)
+        history["train_loss"].append(total if mistake == "summed_loss" else total / count)
+    if mistake == "returns_nothing":
+        return None
+    if mistake == "stale_accuracy":
+        history["test_accuracy"][-1] = history["test_accuracy"][0]
+    return history
+
+
+def test_a_right_training_loop_passes(digits):
+    check_training_loop(learner_train, digits)
+    check_training_loop(learner_train, digits, epochs=3, batch_size=50, seed=1)
+
+
+@pytest.mark.parametrize("mistake, phrases", [
+    ("no_zero_grad", ["step() for batch 2 ran without a zero_grad()", "gradients add up"]),
+    ("zero_grad_late", ["no parameter has a gradient", "between backward() and step()"]),
+    ("same_order", ["same order", "pass the Generator itself"]),
+    ("drop_last", ["called optimizer.step() 28 times", "should be 15 per epoch, 30 in all", "the last smaller one too"]),
+    ("summed_loss", ["history['train_loss'][0] is", "mean of epoch 1's batch losses"]),
+    ("returns_nothing", ["returned NoneType"]),
+    ("stale_accuracy", ["history['test_accuracy'][-1]", "the model as it is then"]),
+])
+def test_training_loop_mistakes_get_their_hint(digits, mistake, phrases):
+    def train(*args, **kwargs):
+        return learner_train(*args, mistake=mistake, **kwargs)
+
+    fails_with(check_training_loop, train, *phrases, data=digits)
+
+
+def test_an_unwritten_training_loop_says_so(digits):
+    def train(model, optimizer, loss_fn, data, *, epochs, batch_size, rng):
+        raise NotImplementedError()
+
+    fails_with(check_training_loop, train, "NotImplementedError", "not written yet", data=digits)

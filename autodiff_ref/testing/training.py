@@ -9,6 +9,9 @@
   thousands, where only a log-sum-exp formulation stays finite.
 * :func:`check_sgd` and :func:`check_adam` run an optimizer's ``step`` once and several times on
   parameters with given gradients and compare every step with the update rule worked out by hand.
+* :func:`check_training_loop` runs a training loop on a small model with an optimizer that
+  watches it: one step per mini-batch, gradients cleared in between, every example once per epoch
+  in a new order, and a history that matches what happened.
 * :func:`check_training_result` measures a trained model's accuracy on held-out data and checks
   the per-epoch history that the training loop recorded.
 * :func:`linear_or_reference`, :func:`cross_entropy_or_reference`, :func:`sgd_or_reference` and
@@ -40,6 +43,7 @@ __all__ = [
     "check_cross_entropy",
     "check_sgd",
     "check_adam",
+    "check_training_loop",
     "check_training_result",
     "linear_or_reference",
     "cross_entropy_or_reference",
@@ -801,6 +805,156 @@ def check_training_result(model: Callable[[Any], Any], X_test: np.ndarray, y_tes
             f"should be at least {min_accuracy:.0%}.\n  Hint: {hint}"
         )
     return accuracy
+
+
+# --- the training loop -----------------------------------------------------------------------------
+
+
+class _LoopRecorder:
+    """What a training loop did, seen from the model, the loss function and the optimizer."""
+
+    def __init__(self) -> None:
+        self.cleared = True  # fresh parameters have no gradients
+        self.steps = 0
+        self.batch_labels: list[np.ndarray] = []
+        self.batch_losses: list[float] = []
+
+
+class _RecordedModel(nn.Module):
+    """A softmax-regression model (one Linear layer) that reports zero_grad() to the recorder."""
+
+    def __init__(self, n_features: int, n_classes: int, recorder: _LoopRecorder, seed: int) -> None:
+        self.layer = nn.Linear(n_features, n_classes, rng=seed)
+        self.recorder = recorder
+
+    def forward(self, x: Any) -> Tensor:
+        return self.layer(x)
+
+    def zero_grad(self) -> None:
+        super().zero_grad()
+        self.recorder.cleared = True
+
+
+class _RecordedSGD(ReferenceSGD):
+    """The reference SGD, refusing a step on gradients that were never cleared or never computed."""
+
+    def __init__(self, params: Any, recorder: _LoopRecorder) -> None:
+        super().__init__(params, lr=0.1)
+        self.recorder = recorder
+
+    def zero_grad(self) -> None:
+        super().zero_grad()
+        self.recorder.cleared = True
+
+    def step(self) -> None:
+        recorder = self.recorder
+        batch = recorder.steps + 1
+        if not recorder.cleared:
+            raise CheckFailure(
+                f"optimizer.step() for batch {batch} ran without a zero_grad() since the step before.\n"
+                "  Hint: gradients add up across backward() calls, so this step used the sum of every "
+                "gradient so far. Call optimizer.zero_grad() once per batch, before loss.backward()."
+            )
+        if all(p.grad is None for p in self.params):
+            raise CheckFailure(
+                f"At optimizer.step() for batch {batch}, no parameter has a gradient.\n  Hint: the "
+                "order per batch is zero_grad(), loss, loss.backward(), step(); a zero_grad() between "
+                "backward() and step() throws the gradients away."
+            )
+        recorder.cleared = False
+        recorder.steps += 1
+        super().step()
+
+
+def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int = 2, batch_size: int = 100,
+                        seed: int = 0) -> None:
+    """Check ``train_fn(model, optimizer, loss_fn, data, epochs=, batch_size=, rng=)`` on a small model.
+
+    ``data`` has ``X_train, y_train, X_test, y_test`` (a :class:`autodiff_ref.data.Digits`). The
+    loop must take one optimizer step per mini-batch with the gradients cleared in between, see
+    every training example once per epoch in a new random order drawn from ``rng``, and return a
+    history with one entry per epoch: ``train_loss`` the mean batch loss of the epoch (weighted by
+    batch size or not), ``test_accuracy`` (and ``train_accuracy`` if recorded) the model's accuracy
+    at the end of the epoch.
+    """
+    X_train, y_train = np.asarray(data.X_train), np.asarray(data.y_train)
+    n_classes = int(max(y_train.max(), np.max(data.y_test))) + 1
+    recorder = _LoopRecorder()
+    model = _RecordedModel(X_train.shape[1], n_classes, recorder, seed)
+    optimizer = _RecordedSGD(model.parameters(), recorder)
+
+    def loss_fn(logits: Tensor, labels: Any) -> Tensor:
+        loss = nn.cross_entropy(logits, labels)
+        recorder.batch_labels.append(np.array(labels))
+        recorder.batch_losses.append(loss.item())
+        return loss
+
+    call = f"train(model, optimizer, loss_fn, data, epochs={epochs}, batch_size={batch_size}, rng=...)"
+    history = _call(call, train_fn, model, optimizer, loss_fn, data, epochs=epochs, batch_size=batch_size,
+                    rng=np.random.default_rng(seed))
+
+    batches_per_epoch = -(-len(X_train) // batch_size)
+    expected_steps = epochs * batches_per_epoch
+    if recorder.steps != expected_steps or len(recorder.batch_losses) != expected_steps:
+        raise CheckFailure(
+            f"{call} computed the loss {len(recorder.batch_losses)} times and called optimizer.step() "
+            f"{recorder.steps} times; with {len(X_train)} training examples in batches of "
+            f"{batch_size} that should be {batches_per_epoch} per epoch, {expected_steps} in all.\n"
+            "  Hint: each epoch loops over batches(data.X_train, data.y_train, batch_size, seed=rng), "
+            "and every batch, the last smaller one too, gets zero_grad(), loss, backward() and step()."
+        )
+    epoch_labels = [np.concatenate(recorder.batch_labels[e * batches_per_epoch:(e + 1) * batches_per_epoch])
+                    for e in range(epochs)]
+    for epoch, labels in enumerate(epoch_labels, start=1):
+        if not np.array_equal(np.sort(labels), np.sort(y_train)):
+            raise CheckFailure(
+                f"In epoch {epoch} the loss saw other labels than the training set's: an epoch should use "
+                "every training example exactly once.\n  Hint: take the batches from data.X_train and "
+                "data.y_train, with batches(...) as shown."
+            )
+    if epochs > 1 and all(np.array_equal(labels, epoch_labels[0]) for labels in epoch_labels[1:]):
+        unshuffled = np.array_equal(epoch_labels[0], y_train)
+        raise CheckFailure(
+            f"Every epoch visited the training examples in the same order{' (the stored order)' if unshuffled else ''}.\n"
+            "  Hint: draw a new order each epoch: pass the Generator itself, batches(..., seed=rng); "
+            "an integer seed repeats the same order every time."
+        )
+
+    if not isinstance(history, dict):
+        raise CheckFailure(f"{call} returned {type(history).__name__}; it should return the history dict.")
+    for key in ("train_loss", "test_accuracy"):
+        if key not in history:
+            raise CheckFailure(f"The history has no key {key!r}; it has {sorted(history)}.")
+    for key in ("epoch", "train_loss", "train_accuracy", "test_accuracy"):
+        if key in history and len(history[key]) != epochs:
+            raise CheckFailure(
+                f"history[{key!r}] has {len(history[key])} entries after {epochs} epochs; it needs one per "
+                "epoch (append after each epoch's batches)."
+            )
+    if "epoch" in history and list(history["epoch"]) != list(range(1, epochs + 1)):
+        raise CheckFailure(f"history['epoch'] is {list(history['epoch'])}; it should count the epochs from 1.")
+    for epoch in range(epochs):
+        losses = np.array(recorder.batch_losses[epoch * batches_per_epoch:(epoch + 1) * batches_per_epoch])
+        sizes = np.array([len(labels) for labels in recorder.batch_labels[epoch * batches_per_epoch:(epoch + 1) * batches_per_epoch]])
+        weighted, plain = float(np.sum(losses * sizes) / np.sum(sizes)), float(np.mean(losses))
+        got = history["train_loss"][epoch]
+        if not any(np.isclose(got, mean, rtol=1e-6, atol=1e-9) for mean in (weighted, plain)):
+            raise CheckFailure(
+                f"history['train_loss'][{epoch}] is {got!r}, but the mean of epoch {epoch + 1}'s batch losses "
+                f"is {weighted:.6g} (weighted by batch size; {plain:.6g} unweighted).\n  Hint: add up "
+                "loss.item() (times the batch size) over the epoch's batches, then divide."
+            )
+    with no_grad():
+        for key, X, y in (("test_accuracy", data.X_test, data.y_test), ("train_accuracy", X_train, y_train)):
+            if key in history:
+                model_accuracy = nn.accuracy(model(np.asarray(X)), np.asarray(y))
+                if not np.isclose(history[key][-1], model_accuracy, rtol=0, atol=1e-9):
+                    raise CheckFailure(
+                        f"history[{key!r}][-1] is {history[key][-1]!r}, but the trained model's accuracy on "
+                        f"{'the test set' if key == 'test_accuracy' else 'the training set'} is "
+                        f"{model_accuracy:.6g}.\n  Hint: after each epoch, compute accuracy(model(X), y) "
+                        "with the model as it is then."
+                    )
 
 
 # --- the learner's pieces, or the reference ---------------------------------------------------------
