@@ -1,0 +1,533 @@
+"""Tests for ``autodiff_ref.testing.tensor``: right ops pass, each usual mistake fails as meant.
+
+Right ops come in two kinds: every reference op of ``autodiff_ref.ops``, and ops written from
+scratch the way a learner writes them in notebook 05 (not the reference, so the checks are seen
+to accept an independent implementation). Each broken op gets exactly one thing wrong, and its
+test asserts the hint the learner would read.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from autodiff_ref import Function, Tensor, ops
+from autodiff_ref.testing import CheckFailure, check_function, check_unbroadcast
+
+
+def failure(op, shapes, **options) -> str:
+    """The message check_function fails with (the test fails if it passes)."""
+    with pytest.raises(CheckFailure) as caught:
+        check_function(op, shapes, **options)
+    return str(caught.value)
+
+
+def swap_last(t: Tensor) -> Tensor:
+    axes = list(range(t.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return t.transpose(axes)
+
+
+# --- right ops pass --------------------------------------------------------------------------------
+
+REFERENCE_CASES = [
+    (ops.Add, [(2, 3), (2, 3)], {}),
+    (ops.Add, [(2, 3), (3,)], {}),
+    (ops.Sub, [(4, 1, 3), (2, 1)], {}),
+    (ops.Mul, [(3,), (2, 3)], {}),
+    (ops.Mul, [(), (2, 2)], {}),
+    (ops.Div, [(2, 3), (2, 1)], {}),
+    (ops.Pow, [(2, 3), (3,)], {}),
+    (ops.Pow, [(3,), ()], {}),
+    (ops.Neg, [(2, 3)], {}),
+    (ops.Exp, [(2, 3)], {}),
+    (ops.Log, [(4,)], {}),
+    (ops.Sqrt, [(2, 2)], {}),
+    (ops.Abs, [(7,)], {}),
+    (ops.ReLU, [(3, 3)], {}),
+    (ops.Sigmoid, [(5,)], {}),
+    (ops.Tanh, [()], {}),
+    (ops.MatMul, [(2, 3), (3, 4)], {}),
+    (ops.MatMul, [(5, 2, 3), (3, 4)], {}),
+    (ops.MatMul, [(2, 3), (5, 3, 4)], {}),
+    (ops.MatMul, [(1, 2, 3), (4, 3, 2)], {}),
+    (ops.MatMul, [(3,), (3, 4)], {}),
+    (ops.MatMul, [(2, 3), (3,)], {}),
+    (ops.Sum, [(3, 4)], {}),
+    (ops.Sum, [(3, 4)], {"axis": 0}),
+    (ops.Sum, [(2, 3, 4)], {"axis": (0, 2), "keepdims": True}),
+    (ops.Sum, [(2, 3, 4)], {"axis": -1}),
+    (ops.Max, [(3, 4)], {"axis": 1}),
+    (ops.Max, [(3, 4)], {"axis": None, "keepdims": True}),
+    (ops.Reshape, [(3, 4)], {"shape": (2, 6)}),
+    (ops.Transpose, [(2, 3, 4)], {"axes": (1, 2, 0)}),
+    (ops.Transpose, [(2, 3)], {}),
+    (ops.BroadcastTo, [(3, 1)], {"shape": (2, 3, 4)}),
+    (ops.LogSumExp, [(3, 4)], {"axis": 1}),
+    (ops.LogSoftmax, [(3, 4)], {}),
+    (ops.GetItem, [(4, 3)], {"index": (slice(1, 3),)}),
+]
+
+
+@pytest.mark.parametrize(
+    "op, shapes, kwargs", REFERENCE_CASES, ids=[f"{op.__name__}-{shapes}-{kw}" for op, shapes, kw in REFERENCE_CASES]
+)
+def test_every_reference_op_passes(op, shapes, kwargs, capsys):
+    check_function(op, shapes, kwargs=kwargs)
+    line = capsys.readouterr().out
+    assert line.startswith("✓ " + op.__name__)
+    assert "numeric gradients" in line
+
+
+def learner_unbroadcast(grad: Tensor, shape) -> Tensor:
+    """unbroadcast the way notebook 05's solution writes it."""
+    added = grad.ndim - len(shape)
+    if added:
+        grad = grad.sum(axis=tuple(range(added)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, out_grad, node):
+        a, b = node.inputs
+        return learner_unbroadcast(out_grad * b, a.shape), learner_unbroadcast(out_grad * a, b.shape)
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, out_grad, node):
+        a, b = node.inputs
+        return (
+            learner_unbroadcast(out_grad @ swap_last(b), a.shape),
+            learner_unbroadcast(swap_last(a) @ out_grad, b.shape),
+        )
+
+
+class Mean(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        return a.mean(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, out_grad, node):
+        (a,) = node.inputs
+        kept = np.mean(a.data, axis=self.axis, keepdims=True).shape
+        return (out_grad.reshape(kept).broadcast_to(a.shape) * (np.prod(kept) / a.size),)
+
+
+class Relu(Function):  # a name that differs from ops.ReLU in case only
+    def forward(self, x):
+        return np.maximum(x, 0)
+
+    def backward(self, out_grad, node):
+        (x,) = node.inputs
+        return out_grad * Tensor(x.data > 0)  # a lone Tensor: the engine accepts it for one input
+
+
+def test_a_learners_ops_pass(capsys):
+    check_function(Mul, [(2, 3), (3,)])
+    check_function(MatMul, [(3, 4), (2, 4, 5)])
+    check_function(MatMul, [(2, 1, 3, 4), (5, 4, 2)])
+    check_function(Relu, [(4, 5)])
+    check_function(Mean, [(3, 4)], kwargs={"axis": 1}, reference=lambda a: a.mean(axis=1))
+    check_function(Mean, [(3, 4)], reference=np.mean)
+    check_unbroadcast(learner_unbroadcast)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 7 and all(line.startswith("✓") for line in lines)
+    assert "forward matches the reference" in lines[4]
+
+
+def test_settings_are_passed_to_both_ops():
+    check_function(ops.Sum, [(2, 3)], args=(1, True))
+    assert "axis=1" in failure(ops.Sum, [(2, 3)], args=(1, True), reference=ops.Sum(0, True))
+
+
+def test_an_instance_is_turned_away():
+    with pytest.raises(TypeError, match="pass Sum and its settings in args= or kwargs="):
+        check_function(ops.Sum(axis=0), [(3, 2)])
+
+
+# --- the forward -----------------------------------------------------------------------------------
+
+
+def broken(base: type, **methods) -> type:
+    """A subclass of ``base`` named like it, with some methods replaced."""
+    return type(base.__name__, (base,), methods)
+
+
+def test_a_wrong_forward_names_the_op_and_the_element():
+    message = failure(broken(ops.Mul, forward=lambda self, a, b: a + b), [(2, 3), (2, 3)])
+    assert message.startswith("Mul.forward (a: (2, 3), b: (2, 3)): the output is wrong")
+    assert re.search(r"the worst is element \[\d, \d\]:\n  expected -?\d.*, got -?\d", message)
+
+
+def test_a_forward_with_swapped_operands():
+    message = failure(broken(ops.Sub, forward=lambda self, a, b: b - a), [(2, 3), (2, 3)])
+    assert "the operands are swapped" in message
+
+
+def test_a_forward_that_ignores_keepdims():
+    message = failure(broken(ops.Sum, forward=lambda self, a: np.sum(a, axis=self.axis)), [(2, 3)],
+                      kwargs={"axis": 1, "keepdims": True})
+    assert "has shape (2,), expected shape (2, 1)" in message and "keepdims" in message
+
+
+def test_a_forward_that_changes_its_input():
+    def forward(self, a):
+        np.maximum(a, 0, out=a)
+        return a
+
+    assert "changed its input a in place" in failure(broken(ops.ReLU, forward=forward), [(4,)])
+
+
+# --- the backward: the usual mistakes --------------------------------------------------------------
+
+
+def test_operands_swapped_in_the_formulas():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return g * a, g * b
+
+    message = failure(broken(ops.Mul, backward=backward), [(2, 3), (2, 3)])
+    assert message.startswith("Mul.backward (a: (2, 3), b: (2, 3)): the gradient for input 0 (a) is wrong")
+    assert "it is the gradient for input 1 (b): the operands are swapped" in message
+
+
+def test_gradients_returned_in_the_wrong_order():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return -g * a / (b * b), g / b
+
+    assert "the operands are swapped" in failure(broken(ops.Div, backward=backward), [(3,), (3,)])
+
+
+def test_gradient_not_summed_over_broadcast_axes():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return g * b, g * a
+
+    message = failure(broken(ops.Mul, backward=backward), [(2, 3), (3,)])
+    assert "the gradient for input 0 (a) has shape (2, 3)" not in message  # a was not broadcast
+    assert "the gradient for input 1 (b) has shape (2, 3), expected shape (3,)" in message
+    assert "unbroadcast(grad, b.shape)" in message and "Summed that way, your numbers are right" in message
+
+
+def test_gradient_not_summed_over_a_stretched_size_one_axis():
+    def backward(self, g, node):
+        return g, -g
+
+    message = failure(broken(ops.Sub, backward=backward), [(2, 3), (2, 1)])
+    assert "has shape (2, 3), expected shape (2, 1)" in message and "unbroadcast" in message
+
+
+def test_matmul_gradient_transposed():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return (g @ b.T).T, a.T @ g
+
+    message = failure(broken(ops.MatMul, backward=backward), [(3, 2), (2, 4)])
+    assert "input 0 (a) has shape (2, 3), expected shape (3, 2)" in message
+    assert "the shape is the transpose of a's" in message
+    assert "dL/dA = G @ Bᵀ: (3, 4) @ (4, 2) gives (3, 2)" in message
+
+
+def test_matmul_gradient_in_the_wrong_order_on_square_matrices():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return b @ g, a.T @ g
+
+    message = failure(broken(ops.MatMul, backward=backward), [(3, 3), (3, 3)])
+    assert "your gradient for A equals B @ G, but it is G @ Bᵀ" in message
+
+
+def test_matmul_gradient_transposed_on_square_matrices():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return g @ b.T, g.T @ a
+
+    message = failure(broken(ops.MatMul, backward=backward), [(3, 3), (3, 3)])
+    assert "input 1 (b)" in message and "Gᵀ @ A, the transpose of the right answer" in message
+
+
+def test_matmul_with_shapes_that_do_not_fit():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return b @ g, a.T @ g
+
+    message = failure(broken(ops.MatMul, backward=backward), [(2, 3), (3, 4)])
+    assert "MatMul.backward raised ValueError" in message
+    assert "dL/dA = G @ Bᵀ: (2, 4) @ (4, 3) gives (2, 3)" in message
+
+
+def test_batched_matmul_not_summed_over_the_batch():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return g @ swap_last(b), swap_last(a) @ g
+
+    message = failure(broken(ops.MatMul, backward=backward), [(2, 3), (5, 3, 4)])
+    assert "input 0 (a) has shape (5, 2, 3), expected shape (2, 3)" in message
+    assert "unbroadcast(grad, a.shape)" in message and "batch axes" in message
+
+
+def test_forgot_out_grad():
+    message = failure(broken(ops.Exp, backward=lambda self, g, node: (node,)), [(2, 3)])
+    assert "it is the gradient for out_grad = 1 everywhere: multiply by out_grad" in message
+
+
+def test_forgot_out_grad_in_add():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return Tensor(np.ones(a.shape)) + 0 * g, Tensor(np.ones(b.shape)) + 0 * g
+
+    assert "out_grad = 1 everywhere" in failure(broken(ops.Add, backward=backward), [(2, 2), (2, 2)])
+
+
+def test_sign_flipped():
+    def backward(self, g, node):
+        return g, g
+
+    message = failure(broken(ops.Sub, backward=backward), [(3,), (3,)])
+    assert "input 1 (b)" in message and "every value has the wrong sign" in message
+
+
+def test_constant_factor():
+    message = failure(broken(ops.Tanh, backward=lambda self, g, node: (2 * g * (1 - node * node),)), [(4,)])
+    assert "every value is 2 times the expected one: a constant factor is off" in message
+
+
+def test_wrong_number_of_gradients():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return (g * b,)
+
+    message = failure(broken(ops.Mul, backward=backward), [(2,), (2,)])
+    assert "Mul.backward returned 1 gradient, but Mul has 2 inputs (a, b)" in message
+    assert "`return grad_a, grad_b`" in message
+
+
+def test_a_lone_tensor_for_two_inputs():
+    message = failure(broken(ops.Add, backward=lambda self, g, node: g), [(2,), (2,)])
+    assert "returned a Tensor; it must return a tuple with one gradient per input, here 2 (a, b)" in message
+
+
+def test_numpy_array_instead_of_a_tensor():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return g.data * b.data, g.data * a.data
+
+    message = failure(broken(ops.Mul, backward=backward), [(2,), (2,)])
+    assert "the gradient for input 0 (a) is a NumPy array, not a Tensor" in message
+    assert "Tensor operations" in message
+
+
+def test_a_tensor_wrapped_around_numpy():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return Tensor(g.data * b.data), Tensor(g.data * a.data)
+
+    message = failure(broken(ops.Mul, backward=backward), [(2,), (2,)])
+    assert "has the right numbers, but it is not computed from out_grad with Tensor operations" in message
+
+
+def test_none_for_an_input_that_requires_grad():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return g * b * a ** (b - 1), None
+
+    message = failure(broken(ops.Pow, backward=backward), [(2,), (2,)])
+    assert "input 1 (b) is None, but b requires a gradient" in message
+
+
+def test_reduction_gradient_with_the_outputs_shape():
+    message = failure(broken(ops.Sum, backward=lambda self, g, node: (g,)), [(3, 4)], kwargs={"axis": 0})
+    assert "has shape (4,), expected shape (3, 4)" in message
+    assert "reshape out_grad to the shape the output has with keepdims=True, then broadcast_to (3, 4)" in message
+
+
+def test_reduction_that_broadcasts_without_reshaping():
+    def backward(self, g, node):
+        return (g.broadcast_to(node.inputs[0].shape),)
+
+    message = failure(broken(ops.Sum, backward=backward), [(3, 4)], kwargs={"axis": 1})
+    assert "Sum(axis=1, keepdims=False).backward raised ValueError" in message
+    assert "reshape it to the shape the output has with keepdims=True, (3, 1)" in message
+
+
+def test_right_numbers_in_the_wrong_shape():
+    message = failure(broken(ops.Reshape, backward=lambda self, g, node: (g,)), [(3, 4)], kwargs={"shape": (2, 6)})
+    assert "the numbers are right, but the shape is not: reshape to (3, 4)" in message
+
+
+@pytest.mark.parametrize("op, backward, shapes, kwargs, hint", [
+    (ops.ReLU, lambda self, g, node: (g * Tensor(node.inputs[0].data < 0),), [(6,)], {},
+     "the mask is the wrong way round"),
+    (ops.Tanh, lambda self, g, node: (g * (1 - node),), [(5,)], {}, "the square is missing"),
+    (ops.Sigmoid, lambda self, g, node: (g * node,), [(5,)], {}, "the factor (1 - s) is missing"),
+    (ops.Log, lambda self, g, node: (g / node,), [(5,)], {}, "not by the output log(a)"),
+    (ops.Sqrt, lambda self, g, node: (g / node,), [(5,)], {}, "the factor 1/2 is missing"),
+    (ops.Abs, lambda self, g, node: (g * 1,), [(2,)], {}, "the sign is missing"),
+    (ops.Transpose, lambda self, g, node: (g.transpose(self.axes),), [(2, 3, 4)], {"axes": (1, 2, 0)},
+     "undo the permutation instead, with its inverse np.argsort(axes) = (2, 0, 1)"),
+    (ops.Max, lambda self, g, node: (g.reshape(3, 1).broadcast_to((3, 4)),), [(3, 4)], {"axis": 1},
+     "only the elements that are the maximum affect the output"),
+])
+def test_hints_for_one_ops_usual_slips(op, backward, shapes, kwargs, hint):
+    assert hint in failure(broken(op, backward=backward), shapes, kwargs=kwargs)
+
+
+def test_pow_exponent_without_log():
+    def backward(self, g, node):
+        a, b = node.inputs
+        return g * b * a ** (b - 1), g * node
+
+    assert "the factor log(a) is missing" in failure(broken(ops.Pow, backward=backward), [(3,), (3,)])
+
+
+def test_the_learners_parameter_names_are_used():
+    class Hypot(Function):
+        def forward(self, x, y):
+            return np.sqrt(x * x + y * y)
+
+        def backward(self, out_grad, node):
+            x, y = node.inputs
+            return out_grad * x / node, out_grad * x / node  # y's is wrong
+
+    message = failure(Hypot, [(3,), (3,)], reference=lambda x, y: np.hypot(x, y))
+    assert "Hypot.backward (x: (3,), y: (3,)): the gradient for input 1 (y) is wrong" in message
+
+
+# --- code that is not written yet, and other errors --------------------------------------------------
+
+
+def test_an_unwritten_backward():
+    def backward(self, g, node):
+        raise NotImplementedError()
+
+    message = failure(broken(ops.Exp, backward=backward), [(2,)])
+    assert message.startswith("Exp.backward is not written yet: it raises NotImplementedError")
+
+
+def test_an_unwritten_helper_is_named():
+    def unbroadcast(grad, shape):
+        raise NotImplementedError()
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
+
+    message = failure(broken(ops.Add, backward=backward), [(2,), (2,)])
+    assert "Add.backward calls" in message and "unbroadcast, which is not written yet" in message
+
+
+def test_an_op_that_is_not_a_function_subclass():
+    with pytest.raises(TypeError, match="subclass of autodiff_ref.Function"):
+        check_function(lambda a: a, [(2,)])
+
+
+def test_an_op_without_a_reference():
+    class Cube(Function):
+        def forward(self, a):
+            return a**3
+
+        def backward(self, out_grad, node):
+            return (out_grad * 3 * node.inputs[0] ** 2,)
+
+    with pytest.raises(ValueError, match="pass reference="):
+        check_function(Cube, [(2,)])
+    check_function(Cube, [(2,)], reference=lambda a: a**3)
+
+
+def test_real_inputs_have_both_signs():
+    # With one sign only, a relu without its mask or an abs without its sign would pass.
+    for seed in range(50):
+        message = failure(broken(ops.ReLU, backward=lambda self, g, node: (g * 1,)), [(2,)], seed=seed)
+        assert "the mask is missing" in message
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
+def test_domains_keep_inputs_where_the_op_is_defined(capsys):
+    check_function(ops.Log, [(50,)])  # the default domain for Log is positive
+    with pytest.raises(CheckFailure, match="nan"):
+        check_function(ops.Log, [(50,)], domain="real")
+
+
+# --- unbroadcast -----------------------------------------------------------------------------------
+
+
+def unbroadcast_failure(fn) -> str:
+    with pytest.raises(CheckFailure) as caught:
+        check_unbroadcast(fn)
+    return str(caught.value)
+
+
+def test_the_reference_unbroadcast_passes(capsys):
+    check_unbroadcast(ops.unbroadcast)
+    assert capsys.readouterr().out.startswith("✓ unbroadcast")
+
+
+def test_unbroadcast_that_sums_nothing():
+    message = unbroadcast_failure(lambda grad, shape: grad)
+    assert "unbroadcast(grad of shape (2, 3), (3,)) has shape (2, 3), expected shape (3,)" in message
+    assert "nothing was summed" in message
+
+
+def test_unbroadcast_that_keeps_the_leading_axes():
+    def keeps_leading(grad, shape):
+        added = grad.ndim - len(shape)
+        return learner_unbroadcast(grad, (1,) * added + tuple(shape))
+
+    assert "summed with keepdims=True, so they are still there" in unbroadcast_failure(keeps_leading)
+
+
+def test_unbroadcast_that_only_sums_leading_axes():
+    def leading_only(grad, shape):
+        added = grad.ndim - len(shape)
+        return grad.sum(axis=tuple(range(added))) if added else grad
+
+    with pytest.raises(CheckFailure, match="only the added leading axes were summed"):
+        check_unbroadcast(leading_only, cases=[((4, 2, 3), (2, 1))])
+    # Where broadcasting added no axis, summing only leading axes sums nothing, and says so.
+    assert "nothing was summed" in unbroadcast_failure(leading_only)
+
+
+def test_unbroadcast_that_drops_stretched_axes():
+    def drops(grad, shape):
+        added = grad.ndim - len(shape)
+        stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1)
+        return grad.sum(axis=tuple(range(added)) + stretched) if added or stretched else grad
+
+    assert "summed without keepdims=True, so they disappeared" in unbroadcast_failure(drops)
+
+
+def test_unbroadcast_with_a_mean():
+    def mean(grad, shape):
+        out = learner_unbroadcast(grad, shape)
+        return out * (out.size / grad.size)
+
+    assert "times the expected one: a constant factor is off" in unbroadcast_failure(mean)
+
+
+def test_unbroadcast_on_numpy():
+    def on_numpy(grad, shape):
+        return Tensor(learner_unbroadcast(grad, shape).data) if grad.shape != tuple(shape) else grad
+
+    assert "not computed from grad with Tensor operations" in unbroadcast_failure(on_numpy)
+    assert "is a NumPy array, not a Tensor" in unbroadcast_failure(lambda grad, shape: grad.data)
+
+
+def test_unbroadcast_not_written():
+    def unbroadcast(grad, shape):
+        raise NotImplementedError()
+
+    assert unbroadcast_failure(unbroadcast).startswith("unbroadcast is not written yet")
