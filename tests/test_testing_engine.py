@@ -183,10 +183,10 @@ def hvp(f, x, v):
 
 def test_right_implementations_pass():
     check_tensor_topological_order(topological_order)
-    check_tensor_topological_order(topological_order_kahn, seed=3)
+    check_tensor_topological_order(topological_order_kahn, seed=3, more=True)
     check_accumulate_grad(accumulate_grad)
     check_backward_pass(make_backward())
-    check_backward_pass(make_backward(order=topological_order_kahn), seed=4, deep=False)
+    check_backward_pass(make_backward(order=topological_order_kahn), seed=4, deep=False, more=True)
     check_straight_through(round_straight_through)
     check_numeric_gradient(numeric_gradient)
     check_gradcheck(make_gradcheck())
@@ -314,7 +314,9 @@ def test_accumulate_grad_mistakes(accumulate, hint):
 
 
 @pytest.mark.parametrize("backward, hint", [
-    (make_backward(overwrite=True), "overwritten instead of summed"),
+    (make_backward(overwrite=True), "the shares are overwritten"),
+    (make_backward(order=lambda root: preorder(root)[::-1]), "visited before every op that uses it"),
+    (make_backward(accumulate=lambda tensor, g: accumulate_grad(tensor, Tensor(g))), "store their .data"),
     (make_backward(seed_scalar=True), "np.ones(root.shape)"),
     (make_backward(ignore_grad=True), "ignored grad"),
     (make_backward(skip_none=False, only_requiring_grad=False), "returns None for an input that does not require grad"),
@@ -334,6 +336,17 @@ def test_backward_failures_name_the_graph_and_values():
     message = message_of(check_backward_pass, make_backward(overwrite=True))
     assert "(x + x).sum()" in message
     assert "expected 2, got 1" in message
+
+
+def test_backward_passing_tensors_to_an_in_place_accumulate_is_explained():
+    def accumulate_in_place(tensor, grad_array):
+        if tensor.grad is None:
+            tensor.grad = np.array(grad_array)
+        else:
+            tensor.grad += grad_array
+
+    backward = make_backward(accumulate=lambda tensor, g: accumulate_in_place(tensor, Tensor(g)))
+    assert "pass accumulate_grad the array total.data" in message_of(check_backward_pass, backward)
 
 
 def test_backward_without_seed_is_told_to_seed():

@@ -189,6 +189,31 @@ _GRAPHS = (
         given_grad=True,
     ),
 )
+# More cases, for hidden tests: a gradient that lands twice on one element, a coupled reduction, a
+# small network with relu, a root that is itself a leaf, and a one-element root that is not 0-d.
+_MORE_GRAPHS = (
+    _Graph(
+        "indexing that picks x[0] twice: out = (x[[0, 0, 2]] * y).sum()",
+        (_Leaf("x", (3,)), _Leaf("y", (3,))),
+        lambda x, y: (x[[0, 0, 2]] * y).sum(),
+    ),
+    _Graph(
+        "out = (log_softmax(x, axis=1) * y).sum() with x of shape (2, 4)",
+        (_Leaf("x", (2, 4)), _Leaf("y", (2, 4))),
+        lambda x, y: (x.log_softmax(axis=1) * y).sum(),
+    ),
+    _Graph(
+        "two layers: out = (relu(X @ W1 + b1) @ W2).mean() (X is data without grad)",
+        (_Leaf("X", (4, 3), requires_grad=False), _Leaf("W1", (3, 5)), _Leaf("b1", (5,)), _Leaf("W2", (5, 2))),
+        lambda X, W1, b1, W2: ((X @ W1 + b1).relu() @ W2).mean(),
+    ),
+    _Graph("a root that is a leaf: out = x", (_Leaf("x", (2, 2)),), lambda x: x),
+    _Graph(
+        "out = x @ y of shape (1, 1)",
+        (_Leaf("x", (1, 3)), _Leaf("y", (3, 1))),
+        lambda x, y: x @ y,
+    ),
+)
 _CHAIN_GRAPH = _Graph(
     f"a chain of {CHAIN_LENGTH:,} ops: out = (1.0001 * (1.0001 * (... * x))).sum()",
     (_Leaf("x", (2,)),), _chain,
@@ -301,19 +326,23 @@ def _check_order(built: _Built, order: Any) -> None:
                 )
 
 
-def check_tensor_topological_order(topological_order: Callable[[Tensor], Any], *, seed: int = 0) -> None:
+def check_tensor_topological_order(
+    topological_order: Callable[[Tensor], Any], *, seed: int = 0, more: bool = False
+) -> None:
     """``topological_order(root)`` must list every tensor ``root`` depends on once, inputs first.
 
     Any valid order passes. Constants and data (tensors without grad) count: they are inputs too.
     The graphs: a single leaf, every graph of :func:`check_backward_pass`, 16 stacked diamonds (a
     walk that does not skip visited tensors lists them many times), and a chain of 10,000 ops (a
-    recursive walk hits Python's recursion limit).
+    recursive walk hits Python's recursion limit). ``more`` adds the extra graphs of
+    :func:`check_backward_pass`.
     """
     rng = np.random.default_rng(seed)
     single = Tensor(random_array((2,), rng), requires_grad=True)
     cases = [_Built(_Graph("a graph that is a single leaf x", (), lambda: single), {"x": single}, single,
                     {id(single): "the leaf x (also the root)"})]
-    cases += [_build(graph, rng) for graph in _GRAPHS + (_STACKED_GRAPH, _CHAIN_GRAPH)]
+    graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + (_STACKED_GRAPH, _CHAIN_GRAPH)
+    cases += [_build(graph, rng) for graph in graphs]
     for built in cases:
         order = _call(topological_order, built.root, what=f"topological_order(out) for {built.text}")
         _check_order(built, order)
@@ -420,11 +449,14 @@ def _walk(root: Tensor, seed: np.ndarray, *, overwrite: bool) -> dict[int, np.nd
 def _explain_backward_error(built: _Built) -> Callable[[Exception], str | None]:
     def explain(error: Exception) -> str | None:
         text = str(error)
-        if isinstance(error, (TypeError, AttributeError)) and "None" in text:
+        if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
             return ("an op's backward returns None for an input that does not require grad (the "
                     "exponent 2 in x ** 2, the data X in X @ W): skip such inputs.")
         if "read-only" in text:
             return "accumulate_grad: " + _COPY_HINT
+        if "__array_ufunc__" in text:
+            return ("a NumPy array met a Tensor: .grad holds arrays, so pass accumulate_grad the "
+                    "array total.data, not the Tensor total.")
         if isinstance(error, KeyError):
             return ("a tensor had no entry in the ledger when it was visited. Walk "
                     "reversed(topological_order(root)), so that every op that uses a tensor has sent "
@@ -454,9 +486,11 @@ def _backward_hint(built: _Built, got: dict[str, Any], seed: np.ndarray) -> str 
         )
 
     if matches(_walk(built.root, seed, overwrite=True)):
-        return ("gradients are overwritten instead of summed: a tensor used more than once gets a "
-                "share from every use, and its gradient is the sum of the shares (for x + x, 2, not 1). "
-                "Add a share to what the ledger already holds for that tensor.")
+        return ("a tensor used more than once got one share instead of the sum of its shares (for "
+                "x + x, 1 instead of 2). Either the shares are overwritten: add each share to what "
+                "the ledger already holds for that tensor. Or the tensor was visited before every op "
+                "that uses it had sent its share: walk reversed(topological_order(root)), with a "
+                "topological_order that passes its test.")
     if built.graph.given_grad and matches(_walk(built.root, np.ones_like(seed), overwrite=False)):
         return "backward(root, grad) ignored grad: seed the root with the grad it was given."
     nothing = all(got[name] is None or not np.any(got[name]) for name in names)
@@ -627,7 +661,9 @@ def _check_second_backward(backward: Callable[..., Any], run: _FirstCall) -> Non
         )
 
 
-def check_backward_pass(backward: Callable[..., Any], *, seed: int = 0, deep: bool = True) -> None:
+def check_backward_pass(
+    backward: Callable[..., Any], *, seed: int = 0, deep: bool = True, more: bool = False
+) -> None:
     """``backward(root, grad=None)`` must add d root / d t to ``t.grad`` for every tensor ``t``
     in the graph that requires grad (root and intermediate tensors included).
 
@@ -635,12 +671,14 @@ def check_backward_pass(backward: Callable[..., Any], *, seed: int = 0, deep: bo
     that do not require grad keep ``.grad`` None. The graphs: ``x + x``, ``x * x`` and
     ``w1*x + w2*x`` (a tensor used twice), a diamond, a tensor used at two depths, broadcasting,
     a layer on data that needs no gradient, constants, a root of shape (2, 3) without and with a
-    given ``grad``, and (``deep``) a chain of 10,000 ops. Leaves are compared with numeric
+    given ``grad``, and (``deep``) a chain of 10,000 ops; ``more`` adds indexing that picks one
+    element twice, log_softmax, two layers with relu, a root that is a leaf, and a root of
+    shape (1, 1). Leaves are compared with numeric
     gradients, every other tensor with autodiff_ref; no two ``.grad`` may share memory; then a
     second call must double every gradient.
     """
     rng = np.random.default_rng(seed)
-    graphs = _GRAPHS + ((_CHAIN_GRAPH,) if deep else ())
+    graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + ((_CHAIN_GRAPH,) if deep else ())
     runs = [_check_first_backward(backward, _build(graph, rng), rng) for graph in graphs]
     for run in runs:
         if run.built.graph is not _CHAIN_GRAPH:
