@@ -1,0 +1,293 @@
+"""Instant feedback for self-paced learners: grade a course notebook on your own machine.
+
+    autodiff-course check course/03_scalar_autodiff/03_scalar_autodiff.ipynb
+    autodiff-course progress            # every notebook in course/
+    python -m autodiff_ref.check check PATH.ipynb
+
+``check`` runs a copy of the learner's notebook headless (the notebook itself is never changed)
+with the full tests of the instructor version in ``solutions/``, hidden tests included, the way
+``nbgrader autograde`` would, but without a course database. The learner's solution cells run as
+written; every read-only or test cell is taken from ``solutions/`` (matched by its ``grade_id``),
+so an edited test counts for nothing. It prints one row per exercise: points earned of possible,
+pass or fail, and the first line of what went wrong. The exit status is 0 only when every
+exercise passes.
+
+The course root is found by walking up from the notebook to the folder holding both
+``nbgrader_config.py`` and ``solutions/`` (a clone of the course repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+DEFAULT_CELL_TIMEOUT = 120
+HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
+IGNORED_FILES = (".ipynb_checkpoints", "__pycache__", "*.pyc")
+
+
+class CheckError(Exception):
+    """A notebook that cannot be checked at all; the message says what to do about it."""
+
+
+@dataclass
+class ExerciseResult:
+    grade_id: str
+    points: float
+    earned: float
+    message: str  # empty when passed
+
+    @property
+    def passed(self) -> bool:
+        return self.earned == self.points
+
+
+# --- finding and reading notebooks --------------------------------------------------------------
+
+
+def find_course_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` that holds ``nbgrader_config.py`` and ``solutions/``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "nbgrader_config.py").is_file() and (folder / "solutions").is_dir():
+            return folder
+    raise CheckError(
+        f"no course folder found above {start}: expected a folder holding both "
+        "nbgrader_config.py and solutions/ (a clone of the course repository)"
+    )
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    try:
+        return nbformat.read(path, as_version=4)
+    except FileNotFoundError:
+        raise CheckError(f"{path}: no such file") from None
+    except Exception as error:  # nbformat raises several kinds for a damaged file
+        raise CheckError(
+            f"{path} is not a readable notebook ({type(error).__name__}: {error}). "
+            "Restore it from a backup or from a fresh copy of the course notebook."
+        ) from None
+
+
+def _nbgrader(cell: dict[str, Any]) -> dict[str, Any]:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _is_test(cell: dict[str, Any]) -> bool:
+    return bool(_nbgrader(cell).get("grade")) and not _nbgrader(cell).get("solution")
+
+
+def _is_fixed(cell: dict[str, Any]) -> bool:
+    """Cells the learner may not change: locked or autograded, and not an answer."""
+    meta = _nbgrader(cell)
+    return bool(meta.get("grade") or meta.get("locked")) and not meta.get("solution") and "grade_id" in meta
+
+
+def without_hidden_test_markers(source: str) -> str:
+    return "\n".join(line for line in source.split("\n") if not HIDDEN_TEST_MARKER.match(line))
+
+
+# --- building the notebook that is run ----------------------------------------------------------
+
+
+def with_instructor_tests(learner: NotebookNode, instructor: NotebookNode, name: str) -> NotebookNode:
+    """A copy of ``learner`` whose fixed cells (tests included, hidden ones too) come from ``instructor``.
+
+    Raises :class:`CheckError` naming the cells that are missing, reordered or changed in kind.
+    """
+    fixed = {_nbgrader(cell)["grade_id"]: cell for cell in instructor.cells if _is_fixed(cell)}
+    order_expected = list(fixed)
+    present = [
+        _nbgrader(cell)["grade_id"] for cell in learner.cells
+        if _nbgrader(cell).get("grade_id") in fixed
+    ]
+    missing = [grade_id for grade_id in order_expected if grade_id not in present]
+    fresh_copy = "take the cells back from a fresh copy of the course notebook"
+    if missing:
+        raise CheckError(
+            f"{name}: cells missing (deleted, or their grade_id metadata changed): "
+            f"{', '.join(missing)}; {fresh_copy}"
+        )
+    if len(present) != len(set(present)):
+        repeated = sorted({g for g in present if present.count(g) > 1})
+        raise CheckError(f"{name}: cells appear more than once: {', '.join(repeated)}; {fresh_copy}")
+    if present != order_expected:
+        moved = next(expected for expected, got in zip(order_expected, present) if expected != got)
+        raise CheckError(
+            f"{name}: cells are out of order (first one moved: {moved}); put them back in the "
+            f"course order or {fresh_copy}"
+        )
+
+    runnable = nbformat.from_dict(learner)
+    runnable = nbformat.reads(nbformat.writes(runnable), as_version=4)  # a deep copy
+    for cell in runnable.cells:
+        original = fixed.get(_nbgrader(cell).get("grade_id"))
+        if original is None:
+            continue
+        if cell.cell_type != original.cell_type:
+            raise CheckError(
+                f"{name}: cell {_nbgrader(cell)['grade_id']} was changed from {original.cell_type} "
+                f"to {cell.cell_type}; {fresh_copy}"
+            )
+        cell.source = without_hidden_test_markers(original.source)
+        cell.metadata["nbgrader"] = dict(_nbgrader(original))
+    return runnable
+
+
+def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:
+    """Run ``notebook`` in place in a fresh kernel whose working directory is ``folder``."""
+    from autodiff_ref.grading import KernelDeathTolerantExecute  # pulls in nbgrader: import late
+
+    executor = KernelDeathTolerantExecute(timeout=timeout, kernel_name="python3")
+    executor.preprocess(notebook, {"metadata": {"path": str(folder)}})
+    return notebook
+
+
+# --- reading the results ------------------------------------------------------------------------
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _errors(cell: NotebookNode) -> list[NotebookNode]:
+    return [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+
+
+def what_to_fix(error: NotebookNode, broken_answer: str | None, timeout: int) -> str:
+    """The first line that tells the learner what to do about a failed test cell."""
+    name, value = error.get("ename", "Error"), _first_line(error.get("evalue", ""))
+    if name == "NotImplementedError":
+        return "not written yet: replace `raise NotImplementedError()` in the exercise above"
+    if name in ("CellTimeoutError", "KeyboardInterrupt"):
+        return f"stopped after {timeout} s: look for an endless loop"
+    if broken_answer and name in ("NameError", "AttributeError", "ImportError"):
+        return f"your exercise cell above failed first: {broken_answer}"
+    if name == "KernelDied":
+        return value
+    if value and name in ("CheckFailure", "AssertionError"):
+        return value
+    return f"{name}: {value}" if value else f"{name} (the test's assertion failed)"
+
+
+def exercise_results(notebook: NotebookNode, timeout: int) -> list[ExerciseResult]:
+    """One result per autograded test cell of a notebook that has run."""
+    results = []
+    broken_answer = None  # the last error of an answer cell since the previous test
+    for cell in notebook.cells:
+        meta = _nbgrader(cell)
+        if cell.cell_type == "code" and meta.get("solution"):
+            errors = [e for e in _errors(cell) if e.get("ename") != "NotImplementedError"]
+            if errors:
+                broken_answer = f"{errors[0].ename}: {_first_line(errors[0].get('evalue', ''))}"
+        if not _is_test(cell):
+            continue
+        points = float(meta.get("points", 0))
+        errors = _errors(cell)
+        message = what_to_fix(errors[0], broken_answer, timeout) if errors else ""
+        results.append(ExerciseResult(meta["grade_id"], points, 0.0 if errors else points, message))
+        broken_answer = None
+    return results
+
+
+def format_table(title: str, results: list[ExerciseResult]) -> str:
+    width = max([len("exercise"), *(len(r.grade_id) for r in results)])
+    points = [f"{r.earned:g} / {r.points:g}" for r in results]
+    points_width = max([len("points"), *(len(p) for p in points)])
+    lines = [title, f"  {'exercise':<{width}}  {'points':>{points_width}}  result  what to fix"]
+    for result, shown in zip(results, points):
+        verdict = "pass" if result.passed else "FAIL"
+        lines.append(f"  {result.grade_id:<{width}}  {shown:>{points_width}}  {verdict:<6}  {result.message}".rstrip())
+    earned = sum(r.earned for r in results)
+    possible = sum(r.points for r in results)
+    lines.append(f"  {'total':<{width}}  {f'{earned:g} / {possible:g}':>{points_width}}")
+    return "\n".join(lines)
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+
+def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT) -> list[ExerciseResult]:
+    """Grade the notebook at ``path`` against the instructor's tests; ``path`` is left untouched."""
+    path = Path(path)
+    if path.suffix != ".ipynb":
+        raise CheckError(f"{path} is not a notebook (.ipynb)")
+    root = find_course_root(path.parent)
+    instructor_path = root / "solutions" / path.parent.name / path.name
+    if not instructor_path.is_file():
+        raise CheckError(
+            f"no instructor version of {path.name} at {instructor_path}: check expects "
+            "course/NN_name/NN_name.ipynb with its twin in solutions/"
+        )
+    runnable = with_instructor_tests(read_notebook(path), read_notebook(instructor_path), path.name)
+    with tempfile.TemporaryDirectory(prefix="autodiff-check-") as scratch:
+        # Run beside a copy of the notebook's folder, so files it reads are there and files it
+        # writes land in the scratch folder.
+        folder = Path(scratch) / path.parent.name
+        shutil.copytree(path.parent, folder, ignore=shutil.ignore_patterns(*IGNORED_FILES))
+        run_notebook(runnable, folder, timeout)
+    return exercise_results(runnable, timeout)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it."""
+    absolute = path.resolve()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
+
+
+def _check_and_print(path: Path, timeout: int) -> bool:
+    try:
+        results = check_notebook(path, timeout)
+    except CheckError as error:
+        print(f"{_shown(path)}\n  error: {error}")
+        return False
+    print(format_table(_shown(path), results))
+    return all(result.passed for result in results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="autodiff-course",
+        description="Check course notebooks against the full tests, hidden ones included.",
+    )
+    parser.add_argument("--timeout", type=int, default=DEFAULT_CELL_TIMEOUT,
+                        help="seconds a cell may run before it is stopped (default %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="check one notebook")
+    check.add_argument("notebook", type=Path)
+    progress = commands.add_parser("progress", help="check every notebook in course/")
+    progress.add_argument("course_dir", type=Path, nargs="?", default=Path.cwd(),
+                          help="the course folder or any folder inside it (default: here)")
+    arguments = parser.parse_args(argv)
+
+    if arguments.command == "check":
+        return 0 if _check_and_print(arguments.notebook, arguments.timeout) else 1
+
+    try:
+        root = find_course_root(arguments.course_dir)
+    except CheckError as error:
+        print(f"error: {error}")
+        return 1
+    notebooks = sorted((root / "course").glob("*/*.ipynb"))
+    if not notebooks:
+        print(f"error: no notebooks in {root / 'course'}")
+        return 1
+    all_passed = True
+    for index, notebook in enumerate(notebooks):
+        if index:
+            print()
+        all_passed &= _check_and_print(notebook, arguments.timeout)
+    return 0 if all_passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
