@@ -79,7 +79,8 @@ def _call(description: str, function: Callable[..., Any], *args: Any, hint: str 
         ) from error
     except Exception as error:  # anything else the learner's code raises fails this case
         raise CheckFailure(
-            f"{description} raised {type(error).__name__}: {error}" + (f"\n  Hint: {hint}" if hint else "")
+            f"{description} raised {type(error).__name__}: {error}"
+            + (f"\n  Hint: {hint}" if hint else "")
         ) from error
 
 
@@ -108,7 +109,9 @@ def _make_linear(LinearClass: type, in_features: int, out_features: int, rng: An
     )
 
 
-def _linear_parameters(layer: Any, in_features: int, out_features: int, text: str) -> tuple[nn.Parameter, nn.Parameter]:
+def _linear_parameters(
+    layer: Any, in_features: int, out_features: int, text: str
+) -> tuple[nn.Parameter, nn.Parameter]:
     """The layer's ``weight`` and ``bias``, after checking their type and shape."""
     if not isinstance(layer, nn.Module):
         raise CheckFailure(
@@ -159,7 +162,9 @@ def _linear_parameters(layer: Any, in_features: int, out_features: int, text: st
     return weight, bias
 
 
-def _check_linear_forward(layer: Any, weight: nn.Parameter, bias: nn.Parameter, x: np.ndarray, text: str) -> Tensor:
+def _check_linear_forward(
+    layer: Any, weight: nn.Parameter, bias: nn.Parameter, x: np.ndarray, text: str
+) -> Tensor:
     """The output for ``x`` against the reference layer with the same weight and bias."""
     in_features, out_features = weight.shape
     reference = nn.Linear(in_features, out_features)
@@ -254,15 +259,13 @@ def _check_initialisation(LinearClass: type, seed: int) -> None:
     first = _make_linear(LinearClass, *small, 7).weight.data
     again = _make_linear(LinearClass, *small, 7).weight.data
     other = _make_linear(LinearClass, *small, 8).weight.data
-    from_generator = _make_linear(LinearClass, *small, np.random.default_rng(7)).weight.data
+    _make_linear(LinearClass, *small, np.random.default_rng(7))  # a Generator works as rng too
     if not np.array_equal(first, again) or np.array_equal(first, other):
         raise CheckFailure(
             f"Linear{small} made with rng=7 twice should have the same weights, and with rng=8 "
             "different ones.\n  Hint: draw the weights from rng = np.random.default_rng(rng), so a "
             "seed makes a layer reproducible (and a Generator passed in is used as it is)."
         )
-    if first.shape != from_generator.shape:
-        raise CheckFailure(f"Linear{small} built with a numpy Generator as rng has weights of shape {from_generator.shape}.")
 
 
 def _check_feature_error(LinearClass: type) -> None:
@@ -289,7 +292,9 @@ def _check_feature_error(LinearClass: type) -> None:
                 f"expected ({in_features}) and how many came ({wrong}).\n  Hint: {own_error}"
             ) from error
     except NotImplementedError as error:
-        raise CheckFailure(f"{text} raised NotImplementedError in {_where_raised(error)}: it is not written yet.") from error
+        raise CheckFailure(
+            f"{text} raised NotImplementedError in {_where_raised(error)}: it is not written yet."
+        ) from error
     except Exception as error:
         raise CheckFailure(
             f"{text} raised {type(error).__name__}: {error}\n  Hint: raise ValueError here: {own_error}"
@@ -344,8 +349,8 @@ def _stability_cases(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np
             "this too: the largest term becomes exp(0) = 1, so the sum is at least 1.",
         ),
         (
-            "one row near +1000 and one near -1000", np.array([[1000.0, 999.0, 998.0], [-1000.0, -1001.0, -1003.0]]),
-            np.array([2, 1]),
+            "one row near +1000 and one near -1000",
+            np.array([[1000.0, 999.0, 998.0], [-1000.0, -1001.0, -1003.0]]), np.array([2, 1]),
             "subtract each row's own maximum, z.max(axis=1, keepdims=True), not one maximum for the "
             "whole batch: after subtracting 1000 from the second row every exp underflows to 0.",
         ),
@@ -359,7 +364,9 @@ def _stability_cases(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np
     ]
 
 
-def _cross_entropy_mistakes(logits: np.ndarray, labels: np.ndarray, expected: float) -> list[tuple[float, str]]:
+def _cross_entropy_mistakes(
+    logits: np.ndarray, labels: np.ndarray, expected: float
+) -> list[tuple[float, str]]:
     n_rows, n_classes = logits.shape
     shifted = logits - logits.max(axis=0, keepdims=True)
     column_logp = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
@@ -378,8 +385,8 @@ def _cross_entropy_mistakes(logits: np.ndarray, labels: np.ndarray, expected: fl
 
 def _check_cross_entropy_case(fn: Callable[..., Any], logits: np.ndarray, labels: np.ndarray, description: str,
                               unstable_hint: str | None, from_scratch: bool) -> None:
-    n_rows, n_classes = logits.shape
-    text = f"cross_entropy(logits, labels) for {description} (logits of shape ({n_rows}, {n_classes}))"
+    """Loss and gradient of ``fn`` for one batch; ``unstable_hint`` (logits in the thousands) if not finite."""
+    text = f"cross_entropy(logits, labels) for {description}"
     logits_tensor = Tensor(logits, requires_grad=True)
     loss = _call(text, fn, logits_tensor, labels.copy())
     if not isinstance(loss, Tensor):
@@ -452,7 +459,8 @@ def check_cross_entropy(fn: Callable[..., Any], *, shapes: Sequence[tuple[int, i
     for n_rows, n_classes in shapes:
         logits = rng.normal(scale=2.0, size=(n_rows, n_classes))
         labels = rng.integers(0, n_classes, size=n_rows)
-        _check_cross_entropy_case(fn, logits, labels, "random logits", None, from_scratch)
+        description = f"random logits of shape ({n_rows}, {n_classes})"
+        _check_cross_entropy_case(fn, logits, labels, description, None, from_scratch)
     for description, logits, labels, hint in _stability_cases(rng):
         _check_cross_entropy_case(fn, logits, labels, description, hint, from_scratch)
 
@@ -511,7 +519,8 @@ def _run_learner(OptimizerClass: type, name: str, run: _Run) -> list[list[np.nda
             p.grad = None if g is None else g.copy()
         _call(
             f"step {step} of {name}: {run.description}", optimizer.step,
-            hint="skip a parameter whose .grad is None: the loss did not reach it." if any(g is None for g in grads) else None,
+            hint="skip a parameter whose .grad is None: the loss did not reach it."
+            if any(g is None for g in grads) else None,
         )
         for i, p in enumerate(params):
             if not isinstance(p.data, np.ndarray) or p.data.shape != run.start[i].shape:
@@ -572,7 +581,8 @@ def _sgd_by_hand(run: _Run, mistake: str | None = None) -> list[list[np.ndarray]
             p = params[i]
             if mistake == "forgotten_velocity":
                 velocities[i] = np.zeros_like(p)
-            d = g + {"decay_sign": -decay, "no_decay": 0.0, "decay_after_momentum": 0.0}.get(mistake, decay) * p
+            decay_used = {"decay_sign": -decay, "no_decay": 0.0, "decay_after_momentum": 0.0}.get(mistake, decay)
+            d = g + decay_used * p
             previous = velocities[i]
             if mistake == "dampened":
                 velocities[i] = momentum * previous + (1 - momentum) * d
@@ -602,7 +612,6 @@ _SGD_MISTAKES = {
 }
 
 
-# Moving by the velocity before updating it also leaves the parameter where it was at first: v starts at 0.
 _SGD_UNCHANGED = (_NOT_WRITTEN_BACK + " Or the step moved by the velocity before updating it (v starts "
                   "at 0): first v = momentum * v + g, then p.data -= lr * v.")
 
@@ -647,14 +656,16 @@ def _adam_by_hand(run: _Run, mistake: str | None = None) -> list[list[np.ndarray
             if g is None:
                 continue
             counts[i] += 1
-            t = {"global_count": step, "count_stuck": 1, "count_from_zero": counts[i] - 1}.get(mistake, counts[i])
+            t = {"global_count": step, "count_stuck": 1, "count_from_zero": counts[i] - 1}.get(
+                mistake, counts[i]
+            )
             if mistake == "forgotten_state":
                 means[i], squares[i] = np.zeros_like(g), np.zeros_like(g)
             means[i] = beta1 * means[i] + (1 - beta1) * g
             squares[i] = beta2 * squares[i] + (1 - beta2) * (g if mistake == "not_squared" else g * g)
             with np.errstate(divide="ignore", invalid="ignore"):
-                m_hat = means[i] if mistake in ("no_correction", "no_mean_correction") else means[i] / (1 - beta1**t)
-                v_hat = squares[i] if mistake in ("no_correction", "no_square_correction") else squares[i] / (1 - beta2**t)
+                m_hat = means[i] / (1 if mistake in ("no_correction", "no_mean_correction") else 1 - beta1**t)
+                v_hat = squares[i] / (1 if mistake in ("no_correction", "no_square_correction") else 1 - beta2**t)
                 denominator = {
                     "eps_inside_sqrt": np.sqrt(v_hat + eps),
                     "no_sqrt": v_hat + eps,
@@ -722,7 +733,9 @@ def check_adam(AdamClass: type, *, seed: int = 0) -> None:
 def _check_history(history: Any, model_accuracy: float) -> None:
     """A per-epoch record with finite losses that fall, and a last test accuracy equal to the model's."""
     if not isinstance(history, dict):
-        raise CheckFailure(f"history should be a dict of per-epoch lists, but it is a {type(history).__name__}.")
+        raise CheckFailure(
+            f"history should be a dict of per-epoch lists, but it is a {type(history).__name__}."
+        )
     missing = [key for key in ("train_loss", "test_accuracy") if key not in history]
     if missing:
         raise CheckFailure(
@@ -730,9 +743,11 @@ def _check_history(history: Any, model_accuracy: float) -> None:
             "epoch's mean training loss to history['train_loss'] and the test accuracy to "
             "history['test_accuracy']."
         )
-    lengths = {key: len(values) for key, values in history.items() if key in ("epoch", "train_loss", "test_accuracy")}
+    lengths = {key: len(history[key]) for key in ("epoch", "train_loss", "test_accuracy") if key in history}
     if len(set(lengths.values())) != 1 or 0 in lengths.values():
-        raise CheckFailure(f"history should hold one entry per epoch under each key, but the lengths are {lengths}.")
+        raise CheckFailure(
+            f"history should hold one entry per epoch under each key, but the lengths are {lengths}."
+        )
     losses = np.asarray(history["train_loss"], dtype=float)
     accuracies = np.asarray(history["test_accuracy"], dtype=float)
     if not np.all(np.isfinite(losses)):
@@ -903,8 +918,12 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
             "  Hint: each epoch loops over batches(data.X_train, data.y_train, batch_size, seed=rng), "
             "and every batch, the last smaller one too, gets zero_grad(), loss, backward() and step()."
         )
-    epoch_labels = [np.concatenate(recorder.batch_labels[e * batches_per_epoch:(e + 1) * batches_per_epoch])
-                    for e in range(epochs)]
+
+    def of_epoch(items: list[Any], epoch: int) -> list[Any]:
+        """The entries recorded for the batches of ``epoch`` (counted from 0)."""
+        return items[epoch * batches_per_epoch:(epoch + 1) * batches_per_epoch]
+
+    epoch_labels = [np.concatenate(of_epoch(recorder.batch_labels, e)) for e in range(epochs)]
     for epoch, labels in enumerate(epoch_labels, start=1):
         if not np.array_equal(np.sort(labels), np.sort(y_train)):
             raise CheckFailure(
@@ -915,7 +934,8 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
     if epochs > 1 and all(np.array_equal(labels, epoch_labels[0]) for labels in epoch_labels[1:]):
         unshuffled = np.array_equal(epoch_labels[0], y_train)
         raise CheckFailure(
-            f"Every epoch visited the training examples in the same order{' (the stored order)' if unshuffled else ''}.\n"
+            "Every epoch visited the training examples in the same order"
+            + (" (the stored order)" if unshuffled else "") + ".\n"
             "  Hint: draw a new order each epoch: pass the Generator itself, batches(..., seed=rng); "
             "an integer seed repeats the same order every time."
         )
@@ -934,8 +954,8 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
     if "epoch" in history and list(history["epoch"]) != list(range(1, epochs + 1)):
         raise CheckFailure(f"history['epoch'] is {list(history['epoch'])}; it should count the epochs from 1.")
     for epoch in range(epochs):
-        losses = np.array(recorder.batch_losses[epoch * batches_per_epoch:(epoch + 1) * batches_per_epoch])
-        sizes = np.array([len(labels) for labels in recorder.batch_labels[epoch * batches_per_epoch:(epoch + 1) * batches_per_epoch]])
+        losses = np.array(of_epoch(recorder.batch_losses, epoch))
+        sizes = np.array([len(labels) for labels in of_epoch(recorder.batch_labels, epoch)])
         weighted, plain = float(np.sum(losses * sizes) / np.sum(sizes)), float(np.mean(losses))
         got = history["train_loss"][epoch]
         if not any(np.isclose(got, mean, rtol=1e-6, atol=1e-9) for mean in (weighted, plain)):
@@ -960,7 +980,9 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
 # --- the learner's pieces, or the reference ---------------------------------------------------------
 
 
-def _own_or_reference(check: Callable[[Any], None], own: Any, reference: Any, name: str, reference_name: str) -> Any:
+def _own_or_reference(
+    check: Callable[[Any], None], own: Any, reference: Any, name: str, reference_name: str
+) -> Any:
     """``own`` if it passes ``check``, else ``reference``; prints which one the next cells use."""
     try:
         check(own)
@@ -983,7 +1005,9 @@ def linear_or_reference(LinearClass: type) -> type:
 
 def cross_entropy_or_reference(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` if it passes :func:`check_cross_entropy`, else :func:`autodiff_ref.nn.cross_entropy`."""
-    return _own_or_reference(check_cross_entropy, fn, nn.cross_entropy, "cross_entropy", "autodiff_ref.nn.cross_entropy")
+    return _own_or_reference(
+        check_cross_entropy, fn, nn.cross_entropy, "cross_entropy", "autodiff_ref.nn.cross_entropy"
+    )
 
 
 def sgd_or_reference(SGDClass: type) -> type:
