@@ -694,9 +694,9 @@ def _yours_or_reference(what: str, yours: Callable[..., Any], check: Callable[[]
     try:
         check()
     except CheckFailure as failure:
-        first_line = str(failure).splitlines()[0]
+        first_line = str(failure).splitlines()[0].rstrip(":.")
         print(
-            f"Your {what} does not pass its check yet ({first_line})\n"
+            f"Your {what} does not pass its check yet ({first_line}).\n"
             f"The cells below use the reference {what} instead, so you can read on; once its test "
             "passes, run this cell again to use your own."
         )
