@@ -88,8 +88,8 @@ def _call(function: Callable[..., Any], *args: Any, what: str,
     except CheckFailure:
         raise
     except Exception as error:
-        hint = explain(error) if explain and not isinstance(error, (NotImplementedError, RecursionError)) else None
-        raise _failure(error, what, hint) from error
+        explained = explain and not isinstance(error, (NotImplementedError, RecursionError))
+        raise _failure(error, what, explain(error) if explained else None) from error
 
 
 def _close(got: np.ndarray, expected: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> bool:
@@ -204,7 +204,8 @@ _MORE_GRAPHS = (
     ),
     _Graph(
         "two layers: out = (relu(X @ W1 + b1) @ W2).mean() (X is data without grad)",
-        (_Leaf("X", (4, 3), requires_grad=False), _Leaf("W1", (3, 5)), _Leaf("b1", (5,)), _Leaf("W2", (5, 2))),
+        (_Leaf("X", (4, 3), requires_grad=False), _Leaf("W1", (3, 5)), _Leaf("b1", (5,)),
+         _Leaf("W2", (5, 2))),
         lambda X, W1, b1, W2: ((X @ W1 + b1).relu() @ W2).mean(),
     ),
     _Graph("a root that is a leaf: out = x", (_Leaf("x", (2, 2)),), lambda x: x),
@@ -371,7 +372,8 @@ def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], 
         first, second = random_array(shape, rng), random_array(shape, rng)
         first_kept = first.copy()
         where = f"a tensor of shape {shape}"
-        _call(accumulate_grad, tensor, first, what=f"accumulate_grad(tensor, grad) on {where} with .grad None")
+        _call(accumulate_grad, tensor, first,
+              what=f"accumulate_grad(tensor, grad) on {where} with .grad None")
         got = tensor.grad
         if got is None:
             raise CheckFailure(
@@ -390,7 +392,8 @@ def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], 
             )
         if not _close(got, first_kept):
             raise CheckFailure(
-                f"after one accumulate_grad(tensor, grad) on {where}, tensor.grad is wrong: {_difference(got, first_kept)}.\n"
+                f"after one accumulate_grad(tensor, grad) on {where}, tensor.grad is wrong: "
+                f"{_difference(got, first_kept)}.\n"
                 "  Hint: with .grad None, the result is grad itself."
             )
         if isinstance(got, np.ndarray) and np.shares_memory(got, first):
@@ -468,10 +471,6 @@ def _explain_backward_error(built: _Built) -> Callable[[Exception], str | None]:
         return None
 
     return explain
-
-
-def _reached(built: _Built) -> list[Tensor]:
-    return reference_topological_order(built.root)
 
 
 def _backward_hint(built: _Built, got: dict[str, Any], seed: np.ndarray) -> str | None:
@@ -571,7 +570,7 @@ def _check_first_backward(backward: Callable[..., Any], built: _Built, rng: np.r
     _call_backward(backward, built, seed, what)
     after = f"after {what}"
 
-    tensors = _reached(built)
+    tensors = reference_topological_order(built.root)
     for tensor in tensors:
         if not tensor.requires_grad and tensor.grad is not None:
             raise CheckFailure(
@@ -638,7 +637,7 @@ def _check_second_backward(backward: Callable[..., Any], run: _FirstCall) -> Non
     call = "backward(out, grad)" if built.graph.given_grad else "backward(out)"
     what = f"a second {call} on {built.text}"
     _call_backward(backward, built, run.seed, what)
-    for tensor in _reached(built):
+    for tensor in reference_topological_order(built.root):
         if id(tensor) not in run.first:
             continue
         again = _grad_of(tensor, built, f"after {what}")
@@ -977,7 +976,8 @@ def check_gradcheck(gradcheck: Callable[..., Any], *, seed: int = 0) -> None:
         ("f(x) = logsumexp(x, axis=1), a scalar per row", lambda x: x.logsumexp(axis=1),
          (random_array((3, 4), rng),)),
         ("f(x) = (x * x).sum(), a scalar output", lambda x: (x * x).sum(), (random_array((3,), rng),)),
-        ("f(a, b) = 2 * a, b unused", lambda a, b: 2 * a, (random_array((3,), rng), random_array((2,), rng))),
+        ("f(a, b) = 2 * a, b unused", lambda a, b: 2 * a,
+         (random_array((3,), rng), random_array((2,), rng))),
         ("f(x) = exp(x * x).sum() on float32 x", lambda x: (x * x).exp().sum(),
          (random_array((3,), rng, "unit").astype(np.float32),)),
     )
