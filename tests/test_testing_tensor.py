@@ -386,6 +386,30 @@ def test_hints_for_one_ops_usual_slips(op, backward, shapes, kwargs, hint):
     assert hint in failure(broken(op, backward=backward), shapes, kwargs=kwargs)
 
 
+def test_mean_without_the_division():
+    def backward(self, out_grad, node):
+        (a,) = node.inputs
+        return (out_grad.reshape(a.shape[0], 1).broadcast_to(a.shape),)
+
+    message = failure(broken(Mean, backward=backward), [(3, 4)], kwargs={"axis": 1},
+                      reference=lambda a: a.mean(axis=1))
+    assert "each output is the mean of 4 elements" in message
+
+
+def test_transpose_that_raises_gets_the_calling_convention():
+    message = failure(broken(ops.Transpose, backward=lambda self, g, node: (g.transpose((0,)),)), [(3, 4)])
+    assert "Transpose(axes=None).backward raised ValueError" in message
+    assert "Tensor.transpose takes a tuple of axes" in message and "out_grad.T" in message
+
+
+def test_transpose_with_negative_axes_inverted_as_they_are():
+    def backward(self, g, node):
+        return (g.transpose(tuple(int(axis) for axis in np.argsort(self.axes))),)
+
+    message = failure(broken(ops.Transpose, backward=backward), [(2, 3, 4)], kwargs={"axes": (-1, 0, 1)})
+    assert "make the axes positive with axis % ndim before inverting: the inverse permutation is (1, 2, 0)" in message
+
+
 def test_pow_exponent_without_log():
     def backward(self, g, node):
         a, b = node.inputs
@@ -495,10 +519,13 @@ def test_unbroadcast_that_only_sums_leading_axes():
         added = grad.ndim - len(shape)
         return grad.sum(axis=tuple(range(added))) if added else grad
 
-    with pytest.raises(CheckFailure, match="only the added leading axes were summed"):
+    with pytest.raises(CheckFailure, match="the stretched axes were not summed"):
         check_unbroadcast(leading_only, cases=[((4, 2, 3), (2, 1))])
-    # Where broadcasting added no axis, summing only leading axes sums nothing, and says so.
-    assert "nothing was summed" in unbroadcast_failure(leading_only)
+    # Where broadcasting added no axis, summing only leading axes sums nothing; the recipe says
+    # which axis was stretched.
+    message = unbroadcast_failure(leading_only)
+    assert "nothing was summed" in message
+    assert "Here, from (2, 3) to (1, 3): sum over the stretched axes (0,) (size 1 in shape) with keepdims=True" in message
 
 
 def test_unbroadcast_that_drops_stretched_axes():

@@ -238,6 +238,7 @@ class _Case:
     """One run of a learner's op, with everything a hint may need."""
 
     label: str
+    op: Function  # the learner's op
     names: list[str]
     arrays: list[np.ndarray]  # the inputs
     out: np.ndarray  # the reference output
@@ -262,7 +263,8 @@ class _Case:
         return self._numeric_ones
 
     def setting(self, name: str, default: Any = None) -> Any:
-        return getattr(self.reference.op, name, default)
+        """A setting of the op, such as its axis: the learner's, else the reference op's."""
+        return getattr(self.op, name, getattr(self.reference.op, name, default))
 
 
 def _matmul_rule(a_shape: tuple[int, ...], b_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> str:
@@ -314,10 +316,19 @@ def _matmul_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]:
 
 def _transpose_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]:
     axes = case.setting("axes")
-    if axes is not None and list(np.argsort(axes)) != list(axes):
+    if axes is None:
+        return
+    ndim = case.weights.ndim
+    inverse = tuple(int(x) for x in np.argsort([axis % ndim for axis in axes]))
+    if any(axis < 0 for axis in axes):
+        yield np.transpose(case.weights, np.argsort(axes)), (
+            f"np.argsort{tuple(axes)} sorts the negative axes first; make the axes positive with "
+            f"axis % ndim before inverting: the inverse permutation is {inverse}."
+        )
+    if inverse != tuple(axis % ndim for axis in axes):
         yield np.transpose(case.weights, axes), (
             f"out_grad was permuted with axes={tuple(axes)} again; undo the permutation instead, "
-            f"with its inverse np.argsort(axes) = {tuple(int(x) for x in np.argsort(axes))}."
+            f"with its inverse np.argsort(axes) = {inverse}."
         )
 
 
@@ -327,6 +338,16 @@ def _max_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]:
     yield np.broadcast_to(case.weights.reshape(kept), a.shape), (
         "every element got out_grad, but only the elements that are the maximum affect the output: "
         "multiply by a mask that is 1 where a equals the maximum and 0 elsewhere."
+    )
+
+
+def _mean_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]:
+    (a,) = case.arrays
+    kept = _kept_shape(a.shape, case.setting("axis"))
+    count = a.size // int(np.prod(kept))
+    yield np.broadcast_to(case.weights.reshape(kept), a.shape), (
+        f"that is the gradient of the sum: each output is the mean of {count} elements, so each "
+        f"element's share of out_grad is divided by {count} (node.size / a.size is 1/{count})."
     )
 
 
@@ -408,6 +429,7 @@ _MISTAKES: dict[str, Callable[[_Case, int], Iterator[tuple[np.ndarray, str]]]] =
     "MatMul": _matmul_mistakes,
     "Transpose": _transpose_mistakes,
     "Max": _max_mistakes,
+    "Mean": _mean_mistakes,
 }
 
 
@@ -439,7 +461,9 @@ def _shape_hint(case: _Case, i: int, got: np.ndarray) -> str:
             f"{name} has shape {shape}, but it was broadcast to {got.shape}, and the gradient kept "
             f"that shape. Broadcasting uses each element of {name} several times, so its gradient is "
             f"the sum over the broadcast axes: unbroadcast(grad, {name}.shape)."
-            + (" Summed that way, your numbers are right." if summed_right else "") + rule
+            + (" Summed that way, your numbers are right." if summed_right else "")
+            + " (If the gradient already goes through your unbroadcast, its test says what to fix.)"
+            + rule
         )
     if got.shape == case.out.shape and got.size < expected.size:
         return (
@@ -479,6 +503,11 @@ def _backward_error_hint(
     """What to check when a backward raises, for the ops whose shapes are easy to get wrong."""
     if reference.name == "MatMul":
         return _matmul_rule(shapes[0], shapes[1], out_shape)
+    if reference.name == "Transpose":
+        return (
+            "Tensor.transpose takes a tuple of axes, such as out_grad.transpose((2, 0, 1)); with "
+            "axes=None, transpose reverses all axes, which out_grad.T does."
+        )
     if reference.name in ("Sum", "Mean", "Max", "LogSumExp"):
         axis = getattr(op, "axis", getattr(reference.op, "axis", None))
         kept = _kept_shape(shapes[0], axis)
@@ -580,7 +609,7 @@ def check_function(
     expected = reference_op.forward(*[x.copy() for x in arrays])
     weights = random_array(expected.shape, rng, "real")
     numeric = numeric_grad(lambda *xs: np.sum(weights * reference_op.forward(*xs)), *arrays)
-    case = _Case(label, names, arrays, expected, weights, numeric, reference_op, atol, rtol)
+    case = _Case(label, op, names, arrays, expected, weights, numeric, reference_op, atol, rtol)
 
     got = np.asarray(node.data, dtype=np.float64)
     _compare(case, got, expected, f"{label}.forward ({shown}): the output", lambda: _forward_hint(case, got))
@@ -606,34 +635,45 @@ def check_function(
     passed(f"{label}: forward matches {reference_op.description}, backward matches numeric gradients ({shown})")
 
 
+def _unbroadcast_recipe(grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """What summing ``grad_shape`` down to ``shape`` takes, step by step, for this case."""
+    added = len(grad_shape) - len(shape)
+    summed = grad_shape[added:]
+    stretched = tuple(k for k, n in enumerate(shape) if n == 1 and summed[k] != 1)
+    steps = []
+    if added:
+        axes = tuple(range(added))
+        steps.append(f"sum over the added leading axes {axes} without keepdims, giving {summed}")
+    if stretched:
+        steps.append(
+            f"sum over the stretched axes {stretched} (size 1 in shape) with keepdims=True, giving {shape}"
+        )
+    return f"Here, from {grad_shape} to {shape}: " + ("; then ".join(steps) or "nothing to sum") + "."
+
+
 def _unbroadcast_hint(grad_shape: tuple[int, ...], shape: tuple[int, ...], got: np.ndarray) -> str | None:
     added = len(grad_shape) - len(shape)
     stretched = [n == 1 and grad_shape[added + k] != 1 for k, n in enumerate(shape)]
+    recipe = " " + _unbroadcast_recipe(grad_shape, shape)
     if got.shape == shape:
         return None  # assert_close names a constant factor (a mean instead of a sum) and the like
     if got.shape == grad_shape:
-        return (
-            "nothing was summed: the result still has grad's shape. Sum over the leading axes "
-            "broadcasting added and over the axes where shape has 1 but grad has more."
-        )
+        return "nothing was summed: the result still has grad's shape." + recipe
     if added and got.shape == (1,) * added + shape:
         return (
             "the added leading axes were summed with keepdims=True, so they are still there with "
-            "size 1: sum them without keepdims (or reshape the result to shape)."
+            "size 1: sum them without keepdims." + recipe
         )
     if any(stretched) and got.shape == grad_shape[added:]:
-        return (
-            "only the added leading axes were summed; also sum the axes where shape has 1 but grad "
-            "has more, with keepdims=True so that they stay, with size 1."
-        )
+        return "the stretched axes were not summed: shape has 1 there, but grad has more." + recipe
     if any(stretched) and got.shape == tuple(n for n, s in zip(shape, stretched) if not s):
         return (
             "the stretched axes were summed without keepdims=True, so they disappeared; shape has 1 "
-            "there, so keep them (keepdims=True)."
+            "there, so they must stay." + recipe
         )
     if added and got.shape == grad_shape[:added] + shape:
-        return "the leading axes that broadcasting added were not summed."
-    return f"the result must have shape {shape}."
+        return "the leading axes that broadcasting added were not summed." + recipe
+    return f"the result must have shape {shape}." + recipe
 
 
 def check_unbroadcast(
