@@ -271,8 +271,8 @@ class Tensor:
         return ops.reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Tensor:
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = () if axes[0] is None else tuple(axes[0])  # transpose(None) reverses, as in NumPy
         return ops.transpose(self, axes or None)
 
     @property

@@ -402,3 +402,11 @@ def test_item_numpy_len_and_repr():
     assert repr(x) == "Tensor([[1., 2., 3.],\n        [4., 5., 6.]], requires_grad=True)"
     assert repr(x * 2) == "Tensor([[ 2.,  4.,  6.],\n        [ 8., 10., 12.]], op=Mul)"
     assert repr(Tensor(2.5)) == "Tensor(2.5)"
+
+
+def test_transpose_none_reverses_the_axes_as_numpy_does():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    out = x.transpose(None)
+    np.testing.assert_array_equal(out.data, x.data.T)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones((2, 3)))
