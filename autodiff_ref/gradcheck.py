@@ -31,9 +31,10 @@ def numeric_grad(f: Callable[..., Any], *arrays: Any, eps: float = 1e-6) -> tupl
 
     def value() -> float:
         out = f(*points)
+        data = out.data if isinstance(out, Tensor) else out
         try:
-            return float(np.asarray(out.data if isinstance(out, Tensor) else out).item())
-        except ValueError:
+            return float(data.item() if isinstance(data, np.ndarray) else data)
+        except (TypeError, ValueError):
             raise ValueError(
                 f"numeric_grad needs f to return a single number, got shape {np.shape(out)}"
             ) from None
@@ -78,10 +79,11 @@ def gradcheck(
         (out * weights).sum().backward()
 
     def projected(*arrays: np.ndarray) -> float:
-        with no_grad():
-            return float(np.sum(f(*[Tensor(a) for a in arrays]).data * weights))
+        # Wrapped, not copied: numeric_grad owns these arrays and f only reads them.
+        return float(np.sum(f(*[Tensor._from_op(a, None, ()) for a in arrays]).data * weights))
 
-    numeric = numeric_grad(projected, *[t.data for t in tensors], eps=eps)
+    with no_grad():
+        numeric = numeric_grad(projected, *[t.data for t in tensors], eps=eps)
     for position, (tensor, expected) in enumerate(zip(tensors, numeric)):
         analytic = tensor.grad if tensor.grad is not None else np.zeros_like(expected)
         excess = np.abs(analytic - expected) - (atol + rtol * np.abs(expected))
