@@ -347,40 +347,36 @@ def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
     )
 
 
-def _input_gradients(node: Tensor, out_grad: Tensor) -> tuple[Tensor | None, ...]:
-    """Ask ``node``'s op for its inputs' gradients and check that they fit the inputs."""
-    op_name = type(node.op).__name__
-    grads = node.op.backward(out_grad, node)
+def _gradient_tuple(node: Tensor, grads: Any) -> tuple[Any, ...]:
+    """``node.op.backward``'s result as a tuple with one entry per input, or a clear error."""
     if isinstance(grads, Tensor):
         grads = (grads,)
     if not isinstance(grads, (tuple, list)) or len(grads) != len(node.inputs):
         count = len(grads) if isinstance(grads, (tuple, list)) else f"a {type(grads).__name__}"
         raise TypeError(
-            f"{op_name}.backward must return a tuple with one gradient per input "
+            f"{type(node.op).__name__}.backward must return a tuple with one gradient per input "
             f"({len(node.inputs)}), but returned {count}"
         )
-    checked = []
-    for position, (tensor, grad) in enumerate(zip(node.inputs, grads)):
-        if not tensor.requires_grad:
-            checked.append(None)
-        elif grad is None:
-            raise TypeError(f"{op_name}.backward returned None for input {position}, which requires grad")
-        elif not isinstance(grad, Tensor):
-            raise TypeError(
-                f"{op_name}.backward returned a {type(grad).__name__} for input {position}; return a "
-                "Tensor computed from out_grad with Tensor operations"
-            )
-        elif grad.data.shape != tensor.data.shape:
-            raise ValueError(
-                f"{op_name}.backward returned a gradient of shape {grad.shape} for input {position}, "
-                f"which has shape {tensor.shape}; a gradient has the shape of its input (if the input "
-                "was broadcast, sum the gradient over the broadcast axes: ops.unbroadcast)"
-            )
-        elif grad.data.dtype != tensor.data.dtype:
-            checked.append(grad.astype(tensor.data.dtype))
-        else:
-            checked.append(grad)
-    return checked
+    return tuple(grads)
+
+
+def _checked_gradient(node: Tensor, position: int, grad: Any) -> Tensor:
+    """A gradient that is not a Tensor of its input's shape and dtype: cast it, or explain."""
+    op_name, tensor = type(node.op).__name__, node.inputs[position]
+    if grad is None:
+        raise TypeError(f"{op_name}.backward returned None for input {position}, which requires grad")
+    if not isinstance(grad, Tensor):
+        raise TypeError(
+            f"{op_name}.backward returned a {type(grad).__name__} for input {position}; return a "
+            "Tensor computed from out_grad with Tensor operations"
+        )
+    if grad.shape != tensor.shape:
+        raise ValueError(
+            f"{op_name}.backward returned a gradient of shape {grad.shape} for input {position}, "
+            f"which has shape {tensor.shape}; a gradient has the shape of its input (if the input "
+            "was broadcast, sum the gradient over the broadcast axes: ops.unbroadcast)"
+        )
+    return grad if grad.dtype == tensor.dtype else grad.astype(tensor.dtype)
 
 
 def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -399,9 +395,19 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
         reached.append((node, grad))
         if node.op is None:
             continue
-        for tensor, input_grad in zip(node.inputs, _input_gradients(node, grad)):
-            if input_grad is None:
+        input_grads = node.op.backward(grad, node)
+        if type(input_grads) is not tuple or len(input_grads) != len(node.inputs):
+            input_grads = _gradient_tuple(node, input_grads)
+        for position, (tensor, input_grad) in enumerate(zip(node.inputs, input_grads)):
+            if not tensor.requires_grad:
                 continue
+            # The usual case inline; anything else is cast or explained by _checked_gradient.
+            if (
+                type(input_grad) is not Tensor
+                or input_grad.data.shape != tensor.data.shape
+                or input_grad.data.dtype != tensor.data.dtype
+            ):
+                input_grad = _checked_gradient(node, position, input_grad)
             key = id(tensor)
             if key not in ledger:
                 ledger[key] = input_grad
