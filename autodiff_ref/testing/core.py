@@ -8,7 +8,7 @@ a hint naming it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -19,6 +19,8 @@ __all__ = [
     "assert_close",
     "guess_mistake",
     "passed",
+    "where_raised",
+    "yours_or_reference",
 ]
 
 # Every check uses these unless told otherwise: central differences in float64 are good to about
@@ -134,3 +136,36 @@ def passed(message: str) -> None:
 def as_shapes(shapes: Iterable[Any]) -> list[tuple[int, ...]]:
     """Normalise ``[(2, 3), 4, ()]`` to a list of shape tuples."""
     return [tuple(s) if isinstance(s, (tuple, list)) else (int(s),) for s in shapes]
+
+
+def where_raised(error: BaseException) -> str:
+    """The name of the function whose code raised ``error``, e.g. ``Mul.backward``."""
+    frame = error.__traceback__
+    if frame is None:
+        return "your code"
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    code = frame.tb_frame.f_code
+    qualname = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
+    return qualname.rsplit("<locals>.", 1)[-1]  # a function defined inside another: its own name
+
+
+def yours_or_reference(
+    what: str, yours: Any, check: Callable[[], None], reference: Any, reference_name: str
+) -> Any:
+    """``yours`` if ``check()`` passes, else ``reference``; prints which one the next cells use.
+
+    Cells that *use* an exercise's result call this, so a learner who is stuck can read on.
+    """
+    try:
+        check()
+    except CheckFailure as failure:
+        first_line = str(failure).splitlines()[0].rstrip(":.")
+        print(
+            f"Your {what} does not pass its check yet ({first_line}).\n"
+            f"The cells below use {reference_name} instead, so you can read on; once its test "
+            "passes, run this cell again to use your own."
+        )
+        return reference
+    passed(f"your {what} passes its check: the cells below use it.")
+    return yours

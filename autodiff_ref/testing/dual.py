@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import forward as reference
-from .core import CheckFailure, assert_close, passed, random_array
+from .core import CheckFailure, assert_close, passed, random_array, where_raised
 
 __all__ = [
     "check_dual_arithmetic",
@@ -65,15 +65,6 @@ def _is_dual(obj: Any) -> bool:
     return hasattr(obj, "value") and hasattr(obj, "tangent")
 
 
-def _where_raised(error: BaseException) -> str:
-    """The name of the function whose code raised ``error``, e.g. ``Dual.lift``."""
-    frame = error.__traceback__
-    while frame.tb_next is not None:
-        frame = frame.tb_next
-    code = frame.tb_frame.f_code
-    return f"`{getattr(code, 'co_qualname', code.co_name)}`"  # co_qualname: Python 3.11+
-
-
 def _call(description: str, function: Callable[..., Any], *args: Any, hint: str | None = None) -> Any:
     """Run learner code; turn any exception into a CheckFailure that names the case."""
     try:
@@ -82,7 +73,7 @@ def _call(description: str, function: Callable[..., Any], *args: Any, hint: str 
         raise
     except NotImplementedError as error:
         raise CheckFailure(
-            f"{description} raised NotImplementedError in {_where_raised(error)}: that part is not "
+            f"{description} raised NotImplementedError in `{where_raised(error)}`: that part is not "
             "written yet (replace `raise NotImplementedError()` with your code and run its cell again)."
         ) from error
     except Exception as error:  # anything else the learner's code raises is this case's failure

@@ -37,7 +37,7 @@ from ..gradcheck import numeric_grad
 from ..graph import topological_order as reference_topological_order
 from ..ops import unbroadcast
 from ..tensor import Function, Tensor, _backpropagate, grad, no_grad
-from .core import ATOL, RTOL, CheckFailure, format_index, guess_mistake, passed, random_array
+from .core import ATOL, RTOL, CheckFailure, format_index, guess_mistake, random_array, yours_or_reference
 
 __all__ = [
     "check_tensor_topological_order",
@@ -688,26 +688,10 @@ def _reference_backward(root: Tensor, grad: Any = None) -> None:
     root.backward(np.ones_like(root.data) if grad is None else grad)
 
 
-def _yours_or_reference(what: str, yours: Callable[..., Any], check: Callable[[], None],
-                        reference: Callable[..., Any]) -> Callable[..., Any]:
-    try:
-        check()
-    except CheckFailure as failure:
-        first_line = str(failure).splitlines()[0].rstrip(":.")
-        print(
-            f"Your {what} does not pass its check yet ({first_line}).\n"
-            f"The cells below use the reference {what} instead, so you can read on; once its test "
-            "passes, run this cell again to use your own."
-        )
-        return reference
-    passed(f"your {what} passes its check: the cells below use it.")
-    return yours
-
-
 def backward_or_reference(backward: Callable[..., Any]) -> Callable[..., Any]:
     """``backward`` if it passes :func:`check_backward_pass`, else one built on autodiff_ref's."""
-    return _yours_or_reference("backward", backward, lambda: check_backward_pass(backward, deep=False),
-                               _reference_backward)
+    return yours_or_reference("backward", backward, lambda: check_backward_pass(backward, deep=False),
+                              _reference_backward, "the reference backward")
 
 
 # --- detach: rounding with a straight-through gradient ------------------------------------------------
@@ -1094,4 +1078,4 @@ def check_hvp(hvp: Callable[..., Any], *, seed: int = 0) -> None:
 
 def hvp_or_reference(hvp: Callable[..., Any]) -> Callable[..., Any]:
     """``hvp`` if it passes :func:`check_hvp`, else the reference grad-of-(grad · v)."""
-    return _yours_or_reference("hvp", hvp, lambda: check_hvp(hvp), _reference_hvp)
+    return yours_or_reference("hvp", hvp, lambda: check_hvp(hvp), _reference_hvp, "the reference hvp")

@@ -36,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..graph import topological_order as reference_topological_order
-from .core import ATOL, RTOL, CheckFailure
+from .core import ATOL, RTOL, CheckFailure, where_raised
 
 __all__ = [
     "GRAPH_OPS",
@@ -119,7 +119,7 @@ def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
         ) from None
     except NotImplementedError as error:
         raise CheckFailure(
-            f"{what} raised NotImplementedError in {_where_raised(error)}: that function is not "
+            f"{what} raised NotImplementedError in `{where_raised(error)}`: that function is not "
             "written yet. Replace `raise NotImplementedError()` with your code and run its cell again."
         ) from None
     except Exception as error:  # the learner's code failed on this case: say which case
@@ -130,14 +130,6 @@ def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
                 "(their value is given) and compute only the nodes that have inputs."
             )
         raise CheckFailure(message) from error
-
-
-def _where_raised(error: BaseException) -> str:
-    """The name of the function whose code raised ``error``, e.g. ``topological_order``."""
-    frame = error.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    return f"`{frame.tb_frame.f_code.co_name}`" if frame is not None else "your code"
 
 
 def _recursion_limit() -> str:

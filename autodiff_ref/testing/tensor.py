@@ -26,7 +26,7 @@ import numpy as np
 from .. import ops
 from ..gradcheck import numeric_grad
 from ..tensor import Function, Tensor
-from .core import ATOL, RTOL, CheckFailure, as_shapes, assert_close, passed, random_array
+from .core import ATOL, RTOL, CheckFailure, as_shapes, assert_close, passed, random_array, where_raised
 
 __all__ = ["DOMAINS", "UNBROADCAST_CASES", "check_function", "check_unbroadcast"]
 
@@ -121,16 +121,6 @@ def _swap_last(shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape[:-2] + (shape[-1], shape[-2])
 
 
-def _where_raised(error: BaseException) -> str:
-    """The name of the function whose code raised ``error``, e.g. ``Mul.backward``."""
-    frame = error.__traceback__
-    while frame.tb_next is not None:
-        frame = frame.tb_next
-    code = frame.tb_frame.f_code
-    qualname = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
-    return qualname.rsplit("<locals>.", 1)[-1]  # a function defined inside another: its own name
-
-
 def _run(what: str, case: str, function: Callable[[], Any], hint: str | None = None) -> Any:
     """Run learner code; turn what it raises into a CheckFailure that names the op and the case."""
     try:
@@ -138,7 +128,7 @@ def _run(what: str, case: str, function: Callable[[], Any], hint: str | None = N
     except CheckFailure:
         raise
     except NotImplementedError as error:
-        origin = _where_raised(error)
+        origin = where_raised(error)
         if origin.rsplit(".", 1)[-1] in ("forward", "backward", what.rsplit(".", 1)[-1]):
             message = f"{what} is not written yet: it raises NotImplementedError."
         else:

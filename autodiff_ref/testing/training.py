@@ -36,7 +36,7 @@ from ..graph import topological_order
 from ..optim import Adam as ReferenceAdam
 from ..optim import SGD as ReferenceSGD
 from ..tensor import Tensor, no_grad
-from .core import CheckFailure, assert_close, passed, random_array
+from .core import CheckFailure, assert_close, random_array, where_raised, yours_or_reference
 
 __all__ = [
     "check_linear",
@@ -55,15 +55,6 @@ __all__ = [
 # --- running learner code ------------------------------------------------------------------------
 
 
-def _where_raised(error: BaseException) -> str:
-    """The name of the function whose code raised ``error``, e.g. ```Linear.forward```."""
-    frame = error.__traceback__
-    while frame.tb_next is not None:
-        frame = frame.tb_next
-    code = frame.tb_frame.f_code
-    return f"`{getattr(code, 'co_qualname', code.co_name)}`"  # co_qualname: Python 3.11+
-
-
 def _call(description: str, function: Callable[..., Any], *args: Any, hint: str | None = None,
           **kwargs: Any) -> Any:
     """Run learner code; turn any exception into a CheckFailure that names the case."""
@@ -73,7 +64,7 @@ def _call(description: str, function: Callable[..., Any], *args: Any, hint: str 
         raise
     except NotImplementedError as error:
         raise CheckFailure(
-            f"{description} raised NotImplementedError in {_where_raised(error)}: that part is not "
+            f"{description} raised NotImplementedError in `{where_raised(error)}`: that part is not "
             "written yet.\n  Hint: replace `raise NotImplementedError()` with your code, run its "
             "cell, then run this test again."
         ) from error
@@ -293,7 +284,7 @@ def _check_feature_error(LinearClass: type) -> None:
             ) from error
     except NotImplementedError as error:
         raise CheckFailure(
-            f"{text} raised NotImplementedError in {_where_raised(error)}: it is not written yet."
+            f"{text} raised NotImplementedError in `{where_raised(error)}`: it is not written yet."
         ) from error
     except Exception as error:
         raise CheckFailure(
@@ -980,41 +971,23 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
 # --- the learner's pieces, or the reference ---------------------------------------------------------
 
 
-def _own_or_reference(
-    check: Callable[[Any], None], own: Any, reference: Any, name: str, reference_name: str
-) -> Any:
-    """``own`` if it passes ``check``, else ``reference``; prints which one the next cells use."""
-    try:
-        check(own)
-    except CheckFailure as failure:
-        first_line = str(failure).splitlines()[0].rstrip(".")
-        print(
-            f"Your {name} does not pass its check yet ({first_line}).\n"
-            f"The cells below use {reference_name} instead, so you can read on; once its test "
-            "passes, run this cell again to use yours."
-        )
-        return reference
-    passed(f"your {name} passes its check: the cells below use it.")
-    return own
-
-
 def linear_or_reference(LinearClass: type) -> type:
     """``LinearClass`` if it passes :func:`check_linear`, else :class:`autodiff_ref.nn.Linear`."""
-    return _own_or_reference(check_linear, LinearClass, nn.Linear, "Linear", "autodiff_ref.nn.Linear")
+    return yours_or_reference("Linear", LinearClass, lambda: check_linear(LinearClass), nn.Linear, "autodiff_ref.nn.Linear")
 
 
 def cross_entropy_or_reference(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` if it passes :func:`check_cross_entropy`, else :func:`autodiff_ref.nn.cross_entropy`."""
-    return _own_or_reference(
-        check_cross_entropy, fn, nn.cross_entropy, "cross_entropy", "autodiff_ref.nn.cross_entropy"
+    return yours_or_reference(
+        "cross_entropy", fn, lambda: check_cross_entropy(fn), nn.cross_entropy, "autodiff_ref.nn.cross_entropy"
     )
 
 
 def sgd_or_reference(SGDClass: type) -> type:
     """``SGDClass`` if it passes :func:`check_sgd`, else :class:`autodiff_ref.optim.SGD`."""
-    return _own_or_reference(check_sgd, SGDClass, ReferenceSGD, "SGD", "autodiff_ref.optim.SGD")
+    return yours_or_reference("SGD", SGDClass, lambda: check_sgd(SGDClass), ReferenceSGD, "autodiff_ref.optim.SGD")
 
 
 def adam_or_reference(AdamClass: type) -> type:
     """``AdamClass`` if it passes :func:`check_adam`, else :class:`autodiff_ref.optim.Adam`."""
-    return _own_or_reference(check_adam, AdamClass, ReferenceAdam, "Adam", "autodiff_ref.optim.Adam")
+    return yours_or_reference("Adam", AdamClass, lambda: check_adam(AdamClass), ReferenceAdam, "autodiff_ref.optim.Adam")
