@@ -8,6 +8,9 @@ differentiated again.
 Elementwise ops broadcast as NumPy does. An input that was broadcast was, in effect, copied along
 the stretched axes, so its gradient is the sum over those axes: :func:`unbroadcast`.
 
+A backward may return ``None`` for an input that does not require grad (data, a constant, a
+mask). Mul, Div, Pow and MatMul do: there a gradient nobody asked for costs as much as the forward.
+
 Below the classes, a lowercase function per op (``mul(a, b)``, ``sum(a, axis)``) applies it.
 """
 
@@ -33,11 +36,15 @@ def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
     Broadcasting ``(3,)`` to ``(2, 3)`` uses each element twice, so each element's gradient is the
     sum of the two rows' gradients: ``unbroadcast(g, (3,)) == g.sum(axis=0)``.
     """
-    if grad.shape == shape:
+    if grad.data.shape == shape:
         return grad
     added = grad.ndim - len(shape)
     stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1)
-    return grad.sum(axis=tuple(range(added)) + stretched, keepdims=True).reshape(shape)
+    if stretched:  # summed with their length 1 kept
+        grad = grad.sum(axis=stretched, keepdims=True)
+    if added > 0:  # summed away
+        grad = grad.sum(axis=tuple(range(added)))
+    return grad.reshape(shape)  # no op when the shape is already right; an error if it cannot be
 
 
 def _kept_shape(shape: tuple[int, ...], axis: Axis) -> tuple[int, ...]:
@@ -73,7 +80,8 @@ class Mul(Function):
 
     def backward(self, g, node):
         a, b = node.inputs
-        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+        return (unbroadcast(g * b, a.shape) if a.requires_grad else None,
+                unbroadcast(g * a, b.shape) if b.requires_grad else None)
 
 
 class Div(Function):
@@ -82,7 +90,8 @@ class Div(Function):
 
     def backward(self, g, node):
         a, b = node.inputs
-        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+        return (unbroadcast(g / b, a.shape) if a.requires_grad else None,
+                unbroadcast(-g * a / (b * b), b.shape) if b.requires_grad else None)
 
 
 class Pow(Function):
@@ -91,7 +100,7 @@ class Pow(Function):
 
     def backward(self, g, node):
         a, b = node.inputs
-        grad_a = unbroadcast(g * b * a ** (b - 1), a.shape)
+        grad_a = unbroadcast(g * b * a ** (b - 1), a.shape) if a.requires_grad else None
         # d(a^b)/db = a^b log a exists only for a > 0; skip it when b is a constant like 2.
         grad_b = unbroadcast(g * node * log(a), b.shape) if b.requires_grad else None
         return grad_a, grad_b
@@ -146,7 +155,7 @@ class ReLU(Function):
 
     def backward(self, g, node):
         (a,) = node.inputs
-        return (g * constant((a.data > 0).astype(a.dtype)),)
+        return (g * constant(a.data > 0),)  # a boolean mask: g times True is g, no cast needed
 
 
 class Sigmoid(Function):
@@ -277,7 +286,7 @@ class Sum(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, a):
-        return np.sum(a, axis=self.axis, keepdims=self.keepdims)
+        return a.sum(axis=self.axis, keepdims=self.keepdims)  # the method skips np.sum's dispatch
 
     def backward(self, g, node):
         shape = node.inputs[0].shape
@@ -289,7 +298,7 @@ class Max(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, a):
-        return np.max(a, axis=self.axis, keepdims=self.keepdims)
+        return a.max(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, g, node):
         (a,) = node.inputs
@@ -307,9 +316,9 @@ class LogSumExp(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, a):
-        m = np.max(a, axis=self.axis, keepdims=True)
+        m = a.max(axis=self.axis, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
-        out = np.log(np.sum(np.exp(a - m), axis=self.axis, keepdims=True)) + m
+        out = np.log(np.exp(a - m).sum(axis=self.axis, keepdims=True)) + m
         if self.keepdims:
             return out
         return out.reshape(()) if self.axis is None else np.squeeze(out, axis=self.axis)
@@ -328,8 +337,8 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, a):
-        shifted = a - np.max(a, axis=self.axis, keepdims=True)
-        return shifted - np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))
+        shifted = a - a.max(axis=self.axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
 
     def backward(self, g, node):
         return (g - node.exp() * g.sum(axis=self.axis, keepdims=True),)

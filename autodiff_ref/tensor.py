@@ -89,7 +89,11 @@ class Tensor:
     def _from_op(cls, data: np.ndarray, op: Function | None, inputs: tuple[Tensor, ...]) -> Tensor:
         """An op's output; skips ``__init__``'s checks, which the op's inputs already passed."""
         out = object.__new__(cls)
-        out.data, out.grad, out.op, out.inputs = data, None, op, inputs
+        # One assignment per line: unpacking a tuple into four slots costs a tuple per op.
+        out.data = data
+        out.grad = None
+        out.op = op
+        out.inputs = inputs
         out.requires_grad = op is not None
         return out
 
@@ -168,55 +172,54 @@ class Tensor:
         stored: set[int] = set()
         with no_grad():
             for node, node_grad in _backpropagate(self, seed):
+                array = node_grad.data
                 if node.grad is not None:
-                    node.grad = np.asarray(node.grad + node_grad.data)  # 0-d sums are scalars
+                    node.grad = np.asarray(node.grad + array)  # 0-d sums are scalars
                 else:
-                    node.grad = node_grad.data
                     # Ops may hand the same array to several inputs (Add passes g on as it is) or
                     # return a view; every .grad gets an array of its own, safe to change in place.
-                    if id(node.grad) in stored or not node.grad.flags.owndata:
-                        node.grad = node.grad.copy()
+                    node.grad = array.copy() if id(array) in stored or array.base is not None else array
                 stored.add(id(node.grad))
 
-    # -- operators (the ops are in ops.py) ----------------------------------------------------
+    # -- operators (the ops are in ops.py; called directly, one call less per op) --------------
     def __add__(self, other: Any) -> Tensor:
-        return ops.add(self, other)
+        return ops.Add()(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.add(other, self)
+        return ops.Add()(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return ops.sub(self, other)
+        return ops.Sub()(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.sub(other, self)
+        return ops.Sub()(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return ops.mul(self, other)
+        return ops.Mul()(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.mul(other, self)
+        return ops.Mul()(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return ops.div(self, other)
+        return ops.Div()(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.div(other, self)
+        return ops.Div()(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return ops.pow(self, other)
+        return ops.Pow()(self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return ops.pow(other, self)
+        return ops.Pow()(other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return ops.matmul(self, other)
+        return ops.MatMul()(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.matmul(other, self)
+        return ops.MatMul()(other, self)
 
     def __neg__(self) -> Tensor:
-        return ops.neg(self)
+        return ops.Neg()(self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.getitem(self, index)
@@ -244,7 +247,7 @@ class Tensor:
         return ops.tanh(self)
 
     def matmul(self, other: Any) -> Tensor:
-        return ops.matmul(self, other)
+        return ops.MatMul()(self, other)
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return ops.sum(self, axis, keepdims)
@@ -316,7 +319,14 @@ class Function:
                 inputs = _as_tensors(inputs)
                 break
         try:
-            data = self.forward(*[t.data for t in inputs])
+            # One and two inputs spelled out: on small arrays, a list comprehension here would
+            # cost as much as NumPy's own work.
+            if len(inputs) == 2:
+                data = self.forward(inputs[0].data, inputs[1].data)
+            elif len(inputs) == 1:
+                data = self.forward(inputs[0].data)
+            else:
+                data = self.forward(*[t.data for t in inputs])
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -339,7 +349,11 @@ class Function:
 
 def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
     """The op's inputs as Tensors; a Python number takes the dtype of the first float tensor."""
-    like = next((v.dtype for v in values if isinstance(v, Tensor) and v.dtype.kind == "f"), None)
+    like = None
+    for value in values:
+        if isinstance(value, Tensor) and value.data.dtype.kind == "f":
+            like = value.data.dtype
+            break
     return tuple(
         v if isinstance(v, Tensor)
         else Tensor._from_op(np.asarray(v, dtype=like) if like is not None and isinstance(v, numbers.Real) else _to_array(v), None, ())
@@ -395,12 +409,14 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
         reached.append((node, grad))
         if node.op is None:
             continue
+        inputs = node.inputs
         input_grads = node.op.backward(grad, node)
-        if type(input_grads) is not tuple or len(input_grads) != len(node.inputs):
+        if type(input_grads) is not tuple or len(input_grads) != len(inputs):
             input_grads = _gradient_tuple(node, input_grads)
-        for position, (tensor, input_grad) in enumerate(zip(node.inputs, input_grads)):
+        for position, tensor in enumerate(inputs):
             if not tensor.requires_grad:
                 continue
+            input_grad = input_grads[position]
             # The usual case inline; anything else is cast or explained by _checked_gradient.
             if (
                 type(input_grad) is not Tensor
@@ -409,12 +425,13 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
             ):
                 input_grad = _checked_gradient(node, position, input_grad)
             key = id(tensor)
-            if key not in ledger:
+            earlier = ledger.get(key)
+            if earlier is None:
                 ledger[key] = input_grad
             elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
-                ledger[key] = ledger[key] + input_grad
+                ledger[key] = earlier + input_grad
             else:  # first-order: sum the arrays directly, no op to record
-                ledger[key] = Tensor._from_op(np.asarray(ledger[key].data + input_grad.data), None, ())
+                ledger[key] = Tensor._from_op(np.asarray(earlier.data + input_grad.data), None, ())
     return reached
 
 
