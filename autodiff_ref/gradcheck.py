@@ -39,6 +39,15 @@ def numeric_grad(f: Callable[..., Any], *arrays: Any, eps: float = 1e-6) -> tupl
                 f"numeric_grad needs f to return a single number, got shape {np.shape(out)}"
             ) from None
 
+    return _central_differences(value, points, eps)
+
+
+def _central_differences(value: Callable[[], float], points: list[np.ndarray], eps: float) -> tuple[np.ndarray, ...]:
+    """d value() / d point for each array in ``points``, which ``value`` reads.
+
+    Each element is nudged in place, by ``+eps`` then ``-eps``, and put back exactly; ``value``
+    takes no arguments, so a caller can wrap the points once rather than once per call.
+    """
     grads = []
     for x in points:
         grad = np.zeros_like(x)
@@ -78,12 +87,15 @@ def gradcheck(
     if out.requires_grad:
         (out * weights).sum().backward()
 
-    def projected(*arrays: np.ndarray) -> float:
-        # Wrapped, not copied: numeric_grad owns these arrays and f only reads them.
-        return float(np.sum(f(*[Tensor._from_op(a, None, ()) for a in arrays]).data * weights))
+    # Copies of the inputs to nudge, each wrapped once in a constant Tensor that shares its data.
+    points = [t.data.copy() for t in tensors]
+    constants = [Tensor._from_op(point, None, ()) for point in points]
+
+    def projected() -> float:
+        return float(np.sum(f(*constants).data * weights))
 
     with no_grad():
-        numeric = numeric_grad(projected, *[t.data for t in tensors], eps=eps)
+        numeric = _central_differences(projected, points, eps)
     for position, (tensor, expected) in enumerate(zip(tensors, numeric)):
         analytic = tensor.grad if tensor.grad is not None else np.zeros_like(expected)
         excess = np.abs(analytic - expected) - (atol + rtol * np.abs(expected))
