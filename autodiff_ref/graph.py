@@ -14,21 +14,25 @@ def topological_order(root: Any) -> list[Any]:
     """Every node that ``root`` depends on, each listed after all of its inputs; ``root`` last.
 
     The walk is an explicit-stack depth-first search rather than a recursive one, so a chain of
-    a hundred thousand operations does not hit Python's recursion limit.
+    a hundred thousand operations does not hit Python's recursion limit. A node stays on the
+    stack while its inputs are placed above it; when it is on top again, they all are, and it is
+    placed. (The stack holds the nodes themselves, not (node, state) pairs: on a long chain
+    those pairs would be tens of thousands of objects for the garbage collector to scan.)
     """
     order: list[Any] = []
-    visited: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
+    expanded: set[int] = set()
+    placed: set[int] = set()
+    stack: list[Any] = [root]
     while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
+        node = stack[-1]
+        if id(node) in expanded:  # on top again: every input is placed
+            stack.pop()
+            if id(node) not in placed:  # a node pushed twice is placed once
+                placed.add(id(node))
+                order.append(node)
             continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))  # revisit once every input has been placed
+        expanded.add(id(node))
         for parent in node.inputs:
-            if id(parent) not in visited:
-                stack.append((parent, False))
+            if id(parent) not in expanded:
+                stack.append(parent)
     return order

@@ -48,7 +48,7 @@ class Value:
         self.data = float(data)
         self.grad = 0.0
         self.inputs = tuple(inputs)
-        self.local_grads = tuple(float(g) for g in local_grads)
+        self.local_grads = tuple(map(float, local_grads))  # no generator object per node
         self.op = op
         self.label = label
 
