@@ -391,3 +391,38 @@ def test_fan_out_shape_of_the_answer_and_unwritten():
 
     with fails_with("fan_out_unwritten(w1=", "not written yet"):
         check_fan_out(fan_out_unwritten)
+
+
+# --- the reference instead of the learner's own ----------------------------------------------------
+
+
+def test_central_difference_by_the_reference_fails():
+    from autodiff_ref.gradcheck import numeric_grad
+
+    def by_numeric_grad(f, x, eps=1e-5):
+        return float(numeric_grad(f, x, eps=eps)[0])
+
+    with fails_with("Your central_difference calls autodiff_ref.gradcheck.numeric_grad, the reference "
+                    "implementation, from by_numeric_grad (line "):
+        check_central_difference(by_numeric_grad)
+
+
+def test_derivatives_by_hand_from_the_reference_engine_fail():
+    from autodiff_ref.scalar import Value
+
+    def mul_local(a, b):
+        x, y = Value(a), Value(b)
+        (x * y).backward()
+        return x.grad, y.grad
+
+    def fan_out_backward(w1, w2, x):
+        leaves = {"w1": Value(w1), "w2": Value(w2), "x": Value(x)}
+        (leaves["w1"] * leaves["x"] + leaves["w2"] * leaves["x"]).backward()
+        return {name: leaf.grad for name, leaf in leaves.items()}
+
+    with fails_with("Your mul_local calls autodiff_ref.scalar.Value.backward, the reference implementation, "
+                    "from mul_local (line "):
+        check_local_derivatives(mul_local, "mul")
+    with fails_with("Your fan_out_backward calls autodiff_ref.scalar.Value.backward"):
+        check_fan_out(fan_out_backward)
+    check_local_derivatives(lambda a, b: (Value(b).data, Value(a).data), "mul")  # Values without backward: fine

@@ -8,7 +8,9 @@ asserts the hint the learner would read, besides the case and expected-against-g
 
 from __future__ import annotations
 
+import inspect
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +23,17 @@ from autodiff_ref.testing import (
     check_dual_function,
     check_jacobian_forward,
 )
+
+
+def written_copy(module) -> SimpleNamespace:
+    """``module`` as a learner who typed it into a cell has it: the same code, but compiled here
+    (one line lower), so it is not the reference that the checks turn away."""
+    namespace = {"__name__": "learners_copy", "__package__": module.__package__}
+    exec(compile("\n" + inspect.getsource(module), __file__, "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+typed_in = written_copy(forward)  # the reference forward mode, typed in by hand
 
 
 class LearnerDual:
@@ -129,7 +142,7 @@ def failure(check, *args, **kwargs) -> str:
 @pytest.mark.parametrize("shape", [(), (4,), (2, 3)])
 def test_learner_and_reference_arithmetic_pass(shape, capsys):
     check_dual_arithmetic(LearnerDual, shape=shape, seed=1)
-    check_dual_arithmetic(forward.Dual, shape=shape, seed=2)
+    check_dual_arithmetic(typed_in.Dual, shape=shape, seed=2)
     assert capsys.readouterr().out.count("✓") == 2
 
 
@@ -152,19 +165,19 @@ def test_learner_functions_pass(name, function, shape):
 
 @pytest.mark.parametrize("name", ["exp", "log", "sin", "cos", "tanh", "sqrt"])
 def test_reference_functions_pass(name):
-    check_dual_function(getattr(forward, name), name, forward.Dual)
-    check_dual_function(getattr(forward, name), name, forward.Dual, shape=(2, 2), seed=5)
+    check_dual_function(getattr(typed_in, name), name, typed_in.Dual)
+    check_dual_function(getattr(typed_in, name), name, typed_in.Dual, shape=(2, 2), seed=5)
 
 
 @pytest.mark.parametrize("shape", [(), (5,)])
 def test_derivatives_pass(shape):
     check_derivative(learner_derivative, shape=shape)
-    check_derivative(forward.derivative, shape=shape, seed=6)
+    check_derivative(typed_in.derivative, shape=shape, seed=6)
 
 
 def test_jacobians_pass(capsys):
     check_jacobian_forward(learner_jacobian)
-    check_jacobian_forward(forward.jacobian_forward, seed=7)
+    check_jacobian_forward(typed_in.jacobian_forward, seed=7)
     assert capsys.readouterr().out.count("✓") == 2
 
 
@@ -538,3 +551,53 @@ def test_a_name_from_a_later_cell_gets_a_hint():
 
     message = failure(check_dual_arithmetic, PowerThroughUndefinedExp, ("**",))
     assert "raised NameError" in message and "defined in a later cell" in message
+
+
+# --- the reference instead of the learner's own ----------------------------------------------------
+
+
+def test_the_reference_dual_instead_of_ones_own_fails():
+    with pytest.raises(CheckFailure, match="^Your Dual is autodiff_ref.forward.Dual, the reference implementation"):
+        check_dual_arithmetic(forward.Dual, ("*",))
+
+    class Dual(forward.Dual):
+        pass
+
+    with pytest.raises(CheckFailure, match="^Your Dual subclasses autodiff_ref.forward.Dual and inherits its "
+                                           "__mul__, the reference implementation.*Write a class of your own, "
+                                           "with your own __mul__"):
+        check_dual_arithmetic(Dual, ("*",))
+
+    class MulByTheReference(LearnerDual):
+        def __mul__(self, other):
+            other = other if isinstance(other, LearnerDual) else LearnerDual(other, 0.0)
+            out = forward.Dual.__mul__(forward.Dual(self.value, self.tangent), forward.Dual(other.value, other.tangent))
+            return LearnerDual(out.value, out.tangent)
+
+        __rmul__ = __mul__
+
+    with pytest.raises(CheckFailure, match=r"^Your MulByTheReference calls autodiff_ref.forward.Dual.__mul__, the "
+                                           r"reference implementation, from MulByTheReference.__mul__ \(line"):
+        check_dual_arithmetic(MulByTheReference, ("*",))
+    check_dual_arithmetic(MulByTheReference, ("+", "/"))  # only the ops being checked must be its own
+
+
+def test_the_reference_functions_instead_of_ones_own_fail():
+    with pytest.raises(CheckFailure, match="^Your exp is autodiff_ref.forward.exp, the reference implementation"):
+        check_dual_function(forward.exp, "exp", LearnerDual)
+
+    def exp(x):
+        if isinstance(x, LearnerDual):
+            out = forward.exp(forward.Dual(x.value, x.tangent))
+            return LearnerDual(out.value, out.tangent)
+        return np.exp(x)
+
+    with pytest.raises(CheckFailure, match=r"^Your exp calls autodiff_ref.forward.exp, the reference "
+                                           r"implementation, from exp \(line"):
+        check_dual_function(exp, "exp", LearnerDual)
+    with pytest.raises(CheckFailure, match="^Your derivative is autodiff_ref.forward.derivative, the reference"):
+        check_derivative(forward.derivative)
+    with pytest.raises(CheckFailure, match="^Your derivative calls autodiff_ref.forward.derivative, the reference"):
+        check_derivative(lambda f: forward.derivative(f))
+    with pytest.raises(CheckFailure, match="^Your jacobian_forward calls autodiff_ref.forward.jacobian_forward"):
+        check_jacobian_forward(lambda f, x: forward.jacobian_forward(f, x))

@@ -7,6 +7,9 @@ asserts the hint the learner would read.
 
 from __future__ import annotations
 
+import inspect
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -194,13 +197,57 @@ def test_right_implementations_pass():
     check_hvp(hvp, seed=5)
 
 
-def test_the_reference_pieces_pass():
+def written_copy(module) -> SimpleNamespace:
+    """``module`` as a learner who typed it into a cell has it: the same code, but compiled here
+    (one line lower), so it is not the reference that the checks turn away."""
+    namespace = {"__name__": "learners_copy", "__package__": module.__package__}
+    exec(compile("\n" + inspect.getsource(module), __file__, "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+def test_the_reference_pieces_pass_when_written_by_hand():
+    from autodiff_ref import gradcheck, graph
+
+    graph_copy, gradcheck_copy = written_copy(graph), written_copy(gradcheck)
+    check_tensor_topological_order(graph_copy.topological_order)
+    check_gradcheck(gradcheck_copy.gradcheck)
+    check_numeric_gradient(lambda f, x, eps=1e-6: gradcheck_copy.numeric_grad(f, x, eps=eps)[0])
+
+
+def test_the_reference_pieces_instead_of_ones_own_fail():
     from autodiff_ref.gradcheck import gradcheck
     from autodiff_ref.graph import topological_order as reference_order
+    from autodiff_ref.testing.engine import _reference_hvp
 
-    check_tensor_topological_order(reference_order)
-    check_gradcheck(gradcheck)
-    check_numeric_gradient(lambda f, x, eps=1e-6: numeric_grad(f, x, eps=eps)[0])
+    def backward_by_the_engine(root, grad=None):
+        root.backward(grad)
+
+    def accumulate_by_the_engine(tensor, grad_array):
+        tensor.backward(grad_array)  # on a leaf, the engine's backward adds to .grad
+
+    expected = [
+        (check_tensor_topological_order, reference_order,
+         "Your topological_order is autodiff_ref.graph.topological_order, the reference implementation, imported"),
+        (check_tensor_topological_order, lambda root: reference_order(root),
+         "Your topological_order calls autodiff_ref.graph.topological_order, the reference implementation, "
+         "from <lambda> (line "),
+        (check_backward_pass, backward_by_the_engine,
+         "Your backward calls autodiff_ref.tensor.Tensor.backward, the reference implementation, from "
+         "backward_by_the_engine (line "),
+        (check_backward_pass, Tensor.backward, "Your backward is autodiff_ref.tensor.Tensor.backward, the reference"),
+        (check_accumulate_grad, accumulate_by_the_engine, "Your accumulate_grad calls autodiff_ref.tensor.Tensor.backward"),
+        (check_numeric_gradient, lambda f, x, eps=1e-6: numeric_grad(f, x, eps=eps)[0],
+         "Your numeric_gradient calls autodiff_ref.gradcheck.numeric_grad, the reference implementation"),
+        (check_gradcheck, gradcheck, "Your gradcheck is autodiff_ref.gradcheck.gradcheck, the reference"),
+        (check_gradcheck, lambda f, *inputs, **options: gradcheck(f, *inputs, **options),
+         "Your gradcheck calls autodiff_ref.gradcheck.gradcheck, the reference"),
+        (check_hvp, lambda f, x, v: _reference_hvp(f, x, v),
+         "Your hvp calls autodiff_ref.testing.engine._reference_hvp, the reference implementation"),
+    ]
+    for check, yours, message in expected:
+        with pytest.raises(CheckFailure) as failure:
+            check(yours)
+        assert str(failure.value).startswith(message), (check.__name__, str(failure.value))
 
 
 def test_or_reference_helpers_choose(capsys):

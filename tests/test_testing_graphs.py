@@ -178,7 +178,7 @@ def iterative_order(root):
 
 def kahn_order(root):
     """Another right answer (Kahn's algorithm): a node goes out once all of its inputs have."""
-    nodes = reference_order(root)
+    nodes = iterative_order(root)
     waiting = {id(n): len({id(p) for p in n.inputs}) for n in nodes}
     users = {}
     for n in nodes:
@@ -214,7 +214,27 @@ def recursive_order(root):
 def test_topological_order_accepts_any_valid_order():
     check_topological_order(iterative_order, leaf, op_node)
     check_topological_order(kahn_order, leaf, op_node, random_graphs=(5, 6))
-    check_topological_order(reference_order)  # with the checker's own nodes
+    check_topological_order(iterative_order)  # with the checker's own nodes
+
+
+def test_the_reference_order_instead_of_ones_own_fails():
+    def calls_it(root):
+        return list(reference_order(root))
+
+    with fails("Your topological_order is autodiff_ref.graph.topological_order, the reference implementation, "
+               "imported instead of written"):
+        check_topological_order(reference_order, leaf, op_node)
+    with fails("Your topological_order calls autodiff_ref.graph.topological_order, the reference "
+               "implementation, from calls_it (line "):
+        check_topological_order(calls_it, leaf, op_node)
+
+
+def test_the_checkers_reference_values_instead_of_ones_own_evaluation_fail():
+    def evaluate_with_reference_values(root):
+        return as_values(root).data  # the checker's own reference, not an evaluation
+
+    with fails("Your evaluate calls autodiff_ref.testing.graphs.as_values, the reference implementation"):
+        check_evaluate(evaluate_with_reference_values, leaf, op_node, deep=False)
 
 
 def test_a_recursive_order_passes_small_graphs_and_fails_the_deep_chain_with_advice():

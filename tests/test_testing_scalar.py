@@ -8,12 +8,14 @@ thing wrong, and its test asserts the hint the learner would read.
 
 from __future__ import annotations
 
+import inspect
 import math
+import sys
 
 import pytest
 
 from autodiff_ref.graph import topological_order
-from autodiff_ref.scalar import Value
+from autodiff_ref.scalar import Value as ReferenceValue
 from autodiff_ref.testing import (
     SCALAR_OPS,
     CheckFailure,
@@ -22,6 +24,18 @@ from autodiff_ref.testing import (
     check_value_op,
     value_class_or_reference,
 )
+
+
+def written_copy(reference):
+    """``reference`` as a learner who typed its module into a cell has it: the same code, but
+    compiled here (one line lower), so it is not the reference that the checks turn away."""
+    module = sys.modules[reference.__module__]
+    namespace = {"__name__": "learners_copy", "__package__": module.__package__}
+    exec(compile("\n" + inspect.getsource(module), __file__, "exec"), namespace)
+    return namespace[reference.__name__]
+
+
+Value = written_copy(ReferenceValue)  # the reference engine, typed in by hand
 
 
 class LearnerValue:
@@ -218,7 +232,7 @@ def test_value_class_or_reference(capsys):
             other = self.wrap(other)
             return self.node(self.data * other.data, (self, other), (self.data, other.data), "*")
 
-    assert value_class_or_reference(SwappedMul) is Value
+    assert value_class_or_reference(SwappedMul) is ReferenceValue
     printed = capsys.readouterr().out
     assert "SwappedMul does not pass every check yet (mul:" in printed
     assert "reference autodiff_ref.scalar.Value" in printed
@@ -569,3 +583,61 @@ def test_a_constructor_without_the_protocol_signature():
             super().__init__(data)
 
     fails_with(OwnConstructor, "backward", "could not build", "keep the signature as given")
+
+
+# --- the reference engine instead of the learner's own ---------------------------------------------
+
+
+def test_the_reference_value_instead_of_ones_own_fails():
+    with pytest.raises(CheckFailure, match="^Your Value is autodiff_ref.scalar.Value, the reference implementation, "
+                                           "imported instead of written"):
+        check_value_op(ReferenceValue, "mul")
+
+    class InheritsBackward(ReferenceValue):
+        pass
+
+    with pytest.raises(CheckFailure, match="^Your InheritsBackward subclasses autodiff_ref.scalar.Value and "
+                                           "inherits its backward, the reference implementation"):
+        check_backward(InheritsBackward)
+
+    class TakesOverMul(LearnerValue):
+        __mul__ = ReferenceValue.__mul__
+
+    with pytest.raises(CheckFailure, match=r"^Your TakesOverMul.__mul__ is autodiff_ref.scalar.Value.__mul__, "
+                                           "the reference implementation, taken over"):
+        check_value_op(TakesOverMul, "mul")
+
+
+def test_a_backward_that_runs_the_reference_engine_fails():
+    class BackwardByTheReference(LearnerValue):
+        def backward(self):
+            """Rebuild the graph from reference Values and copy their gradients back."""
+            copies = {}
+            for node in topological_order(self):  # the reference walk is a building block here: allowed
+                copies[id(node)] = ReferenceValue(node.data, tuple(copies[id(p)] for p in node.inputs),
+                                                  node.local_grads)
+            copies[id(self)].backward()
+            for node in topological_order(self):
+                node.grad += copies[id(node)].grad
+
+    with pytest.raises(CheckFailure) as failure:
+        check_backward(BackwardByTheReference)
+    assert str(failure.value).startswith(
+        "Your BackwardByTheReference calls autodiff_ref.scalar.Value.backward, the reference implementation, "
+        "from BackwardByTheReference.backward (line "
+    )
+    with pytest.raises(CheckFailure, match="calls autodiff_ref.scalar.Value.backward"):
+        check_expression(BackwardByTheReference, *NEURON)
+
+
+def test_an_op_that_calls_the_reference_op_fails_and_other_ops_are_checked_alone():
+    class MulByTheReference(LearnerValue):
+        def __mul__(self, other):
+            other = self.wrap(other)
+            out = ReferenceValue.__mul__(ReferenceValue(self.data), ReferenceValue(other.data))
+            return self.node(out.data, (self, other), (other.data, self.data), "*")
+
+    with pytest.raises(CheckFailure, match=r"^Your MulByTheReference calls autodiff_ref.scalar.Value.__mul__, "
+                                           r"the reference implementation, from .*MulByTheReference.__mul__ \(line"):
+        check_value_op(MulByTheReference, "mul")
+    check_value_op(MulByTheReference, "add")  # only the op being checked must be the learner's own

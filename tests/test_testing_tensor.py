@@ -8,7 +8,9 @@ test asserts the hint the learner would read.
 
 from __future__ import annotations
 
+import inspect
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +24,14 @@ def failure(op, shapes, **options) -> str:
     with pytest.raises(CheckFailure) as caught:
         check_function(op, shapes, **options)
     return str(caught.value)
+
+
+def written_copy(reference: type) -> type:
+    """``reference`` as a learner who typed its source into a cell has it: the same code, but
+    compiled here, so it is not the reference object that check_function turns away."""
+    namespace = dict(vars(sys.modules[reference.__module__]))
+    exec(compile(inspect.getsource(reference), __file__, "exec"), namespace)
+    return namespace[reference.__name__]
 
 
 def swap_last(t: Tensor) -> Tensor:
@@ -74,8 +84,8 @@ REFERENCE_CASES = [
 @pytest.mark.parametrize(
     "op, shapes, kwargs", REFERENCE_CASES, ids=[f"{op.__name__}-{shapes}-{kw}" for op, shapes, kw in REFERENCE_CASES]
 )
-def test_every_reference_op_passes(op, shapes, kwargs, capsys):
-    check_function(op, shapes, kwargs=kwargs)
+def test_every_reference_op_passes_when_written_by_hand(op, shapes, kwargs, capsys):
+    check_function(written_copy(op), shapes, kwargs=kwargs)
     line = capsys.readouterr().out
     assert line.startswith("✓ " + op.__name__)
     assert "numeric gradients" in line
@@ -149,8 +159,9 @@ def test_a_learners_ops_pass(capsys):
 
 
 def test_settings_are_passed_to_both_ops():
-    check_function(ops.Sum, [(2, 3)], args=(1, True))
-    assert "axis=1" in failure(ops.Sum, [(2, 3)], args=(1, True), reference=ops.Sum(0, True))
+    Sum = written_copy(ops.Sum)
+    check_function(Sum, [(2, 3)], args=(1, True))
+    assert "axis=1" in failure(Sum, [(2, 3)], args=(1, True), reference=ops.Sum(0, True))
 
 
 def test_an_instance_is_turned_away():
@@ -162,8 +173,8 @@ def test_an_instance_is_turned_away():
 
 
 def broken(base: type, **methods) -> type:
-    """A subclass of ``base`` named like it, with some methods replaced."""
-    return type(base.__name__, (base,), methods)
+    """A subclass of a hand-written copy of ``base``, named like it, with some methods replaced."""
+    return type(base.__name__, (written_copy(base),), methods)
 
 
 def test_a_wrong_forward_names_the_op_and_the_element():
@@ -481,9 +492,9 @@ def test_real_inputs_have_both_signs():
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
 def test_domains_keep_inputs_where_the_op_is_defined(capsys):
-    check_function(ops.Log, [(50,)])  # the default domain for Log is positive
+    check_function(written_copy(ops.Log), [(50,)])  # the default domain for Log is positive
     with pytest.raises(CheckFailure, match="nan"):
-        check_function(ops.Log, [(50,)], domain="real")
+        check_function(written_copy(ops.Log), [(50,)], domain="real")
 
 
 # --- unbroadcast -----------------------------------------------------------------------------------
@@ -495,9 +506,102 @@ def unbroadcast_failure(fn) -> str:
     return str(caught.value)
 
 
-def test_the_reference_unbroadcast_passes(capsys):
-    check_unbroadcast(ops.unbroadcast)
+def test_the_reference_unbroadcast_passes_when_written_by_hand(capsys):
+    check_unbroadcast(written_copy(ops.unbroadcast))
     assert capsys.readouterr().out.startswith("✓ unbroadcast")
+
+
+# --- the reference op instead of the learner's own --------------------------------------------------
+
+
+class MulCallingTheReference(Function):
+    """Its own forward, and a backward that hands the work to autodiff_ref's."""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, out_grad, node):
+        return ops.Mul.backward(self, out_grad, node)
+
+
+class MulRunningTheReferenceEngine(Function):
+    """A backward that differentiates the reference op with the reference engine."""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, out_grad, node):
+        a, b = (Tensor(t.data, requires_grad=True) for t in node.inputs)
+        ops.Mul()(a, b).backward(out_grad.data)
+        return Tensor(a.grad), Tensor(b.grad)
+
+
+class MulTakingTheReferenceBackward(Function):
+    def forward(self, a, b):
+        return a * b
+
+    backward = ops.Mul.backward
+
+
+@pytest.mark.parametrize(
+    "op, expected",
+    [
+        (ops.Mul, "Your Mul is autodiff_ref.ops.Mul, the reference implementation, imported instead of written"),
+        (type("Mul", (ops.Mul,), {}), "Your Mul subclasses autodiff_ref.ops.Mul and inherits its backward, the "
+                                      "reference implementation: this exercise asks you to write backward yourself. "
+                                      "Subclass Function instead"),
+        (type("Mul", (ops.Mul,), {"forward": lambda self, a, b: a * b}), "inherits its backward"),
+        (type("Mul", (MulTakingTheReferenceBackward,), {}),
+         "Your Mul.backward is autodiff_ref.ops.Mul.backward, the reference implementation, taken over"),
+        (type("Mul", (MulCallingTheReference,), {}),
+         "Your Mul calls autodiff_ref.ops.Mul.backward, the reference implementation, from "
+         "MulCallingTheReference.backward (line "),
+        (type("Mul", (MulRunningTheReferenceEngine,), {}),
+         "Your Mul calls autodiff_ref.ops.Mul.backward, the reference implementation, from "
+         "MulRunningTheReferenceEngine.backward (line "),
+    ],
+    ids=["imported", "subclassed", "subclassed-own-forward", "method-taken-over", "calls-it", "runs-its-engine"],
+)
+def test_the_reference_op_instead_of_ones_own_fails(op, expected, capsys):
+    message = failure(op, [(2, 3), (2, 3)])
+    assert message.startswith("Your Mul") and expected in message
+    assert "✓" not in capsys.readouterr().out  # no pass line before the failure
+
+
+def test_a_subclass_of_the_reference_with_its_own_backward_passes(capsys):
+    class Mul(ops.Mul):
+        def backward(self, out_grad, node):
+            a, b = node.inputs
+            return out_grad * b, out_grad * a
+
+    check_function(Mul, [(2, 3), (2, 3)])
+    assert capsys.readouterr().out.startswith("✓ Mul")
+
+
+def test_other_reference_ops_and_unbroadcast_may_be_used_in_a_backward(capsys):
+    class Div(Function):  # its backward runs ops.Mul, ops.Div and ops.unbroadcast: all allowed here
+        def forward(self, a, b):
+            return a / b
+
+        def backward(self, out_grad, node):
+            a, b = node.inputs
+            return (ops.unbroadcast(out_grad / b, a.shape),
+                    ops.unbroadcast(-out_grad * a / (b * b), b.shape))
+
+    check_function(Div, [(2, 3), (3,)])
+    check_function(written_copy(ops.Mul), [(2, 3), (3,)])  # Mul.backward runs the reference ops.unbroadcast
+    assert capsys.readouterr().out.count("✓") == 2
+
+
+def test_the_reference_unbroadcast_instead_of_ones_own_fails():
+    def calls_it(grad, shape):
+        return ops.unbroadcast(grad, shape)
+
+    with pytest.raises(CheckFailure, match="Your unbroadcast is autodiff_ref.ops.unbroadcast, the reference"):
+        check_unbroadcast(ops.unbroadcast)
+    with pytest.raises(CheckFailure, match=r"Your unbroadcast calls autodiff_ref.ops.unbroadcast, the reference "
+                                           r"implementation, from .*calls_it \(line \d+\)"):
+        check_unbroadcast(calls_it)
 
 
 def test_unbroadcast_that_sums_nothing():

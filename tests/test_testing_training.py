@@ -8,6 +8,9 @@ its test asserts the hint the learner would read.
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 import numpy as np
 import pytest
 
@@ -33,6 +36,14 @@ from autodiff_ref.testing import (
     sgd_or_reference,
 )
 from autodiff_ref.testing import training
+
+
+def written_copy(reference):
+    """``reference`` as a learner who typed its source into a cell has it: the same code, but
+    compiled here, so it is not the reference object that the checks turn away."""
+    namespace = dict(vars(sys.modules[reference.__module__]))
+    exec(compile(inspect.getsource(reference), __file__, "exec"), namespace)
+    return namespace[reference.__name__]
 
 
 def fails_with(check, candidate, *phrases, **options):
@@ -162,7 +173,7 @@ class LinearNotWritten(Module):
         raise NotImplementedError()
 
 
-@pytest.mark.parametrize("LinearClass", [ReferenceLinear, LearnerLinear])
+@pytest.mark.parametrize("LinearClass", [written_copy(ReferenceLinear), LearnerLinear])
 def test_right_linear_layers_pass(LinearClass):
     check_linear(LinearClass)
     check_linear(LinearClass, cases=((4, 2, (2, 3, 4)), (64, 10, (8, 64))), seed=3)
@@ -268,7 +279,7 @@ def ready_made(logits, labels):
     return -logits.log_softmax(axis=1)[np.arange(len(labels)), labels].mean()
 
 
-@pytest.mark.parametrize("fn", [reference_cross_entropy, learner_cross_entropy, one_hot_cross_entropy])
+@pytest.mark.parametrize("fn", [written_copy(reference_cross_entropy), learner_cross_entropy, one_hot_cross_entropy])
 def test_right_cross_entropies_pass(fn):
     check_cross_entropy(fn)
     check_cross_entropy(fn, shapes=((1, 2), (7, 10)), seed=5)
@@ -299,7 +310,7 @@ def test_cross_entropy_mistakes_get_their_hint(fn, phrases):
 def test_the_ready_made_ops_fail_only_when_the_exercise_asks_for_a_version_from_scratch():
     check_cross_entropy(ready_made)
     fails_with(check_cross_entropy, ready_made, "ready-made LogSoftmax", "max, exp, sum and log", from_scratch=True)
-    fails_with(check_cross_entropy, reference_cross_entropy, "LogSoftmax, NLLLoss", from_scratch=True)
+    fails_with(check_cross_entropy, written_copy(reference_cross_entropy), "LogSoftmax, NLLLoss", from_scratch=True)
 
 
 def test_an_unwritten_cross_entropy_says_so():
@@ -408,7 +419,7 @@ class NoneGradNotSkipped(LearnerSGD):
             p.data -= self.lr * v
 
 
-@pytest.mark.parametrize("SGDClass", [ReferenceSGD, LearnerSGD])
+@pytest.mark.parametrize("SGDClass", [written_copy(ReferenceSGD), LearnerSGD])
 def test_right_sgds_pass(SGDClass):
     check_sgd(SGDClass)
     check_sgd(SGDClass, seed=7)
@@ -537,7 +548,7 @@ class DefaultBetas(LearnerAdam):
         super().__init__(params, lr, (0.9, 0.999), eps)
 
 
-@pytest.mark.parametrize("AdamClass", [ReferenceAdam, LearnerAdam])
+@pytest.mark.parametrize("AdamClass", [written_copy(ReferenceAdam), LearnerAdam])
 def test_right_adams_pass(AdamClass):
     check_adam(AdamClass)
     check_adam(AdamClass, seed=7)
@@ -726,3 +737,58 @@ def test_an_unwritten_training_loop_says_so(digits):
         raise NotImplementedError()
 
     fails_with(check_training_loop, train, "NotImplementedError", "not written yet", data=digits)
+
+
+# --- the reference instead of the learner's own ----------------------------------------------------
+
+
+def test_the_reference_pieces_instead_of_ones_own_fail():
+    class SubclassedLinear(ReferenceLinear):
+        def forward(self, x):
+            return x @ self.weight + self.bias
+
+    class WrappedLinear(Module):
+        def __init__(self, in_features, out_features, rng=None):
+            self.inner = ReferenceLinear(in_features, out_features, rng=rng)
+            self.weight, self.bias = self.inner.weight, self.inner.bias
+
+        def forward(self, x):
+            return self.inner(x)
+
+    class SubclassedSGD(ReferenceSGD):
+        pass
+
+    class SGDCallingTheReference(LearnerSGD):
+        def step(self):
+            ReferenceSGD.step(self)
+
+    class AdamCallingTheReference(Optimizer):
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            super().__init__(params, lr)
+            self.inner = ReferenceAdam(self.params, lr=lr, betas=betas, eps=eps)
+
+        def step(self):
+            self.inner.step()
+
+    expected = [
+        (check_linear, ReferenceLinear, "Your Linear is autodiff_ref.nn.Linear, the reference implementation, imported"),
+        (check_linear, SubclassedLinear, "Your Linear subclasses autodiff_ref.nn.Linear and inherits its __init__, the "
+                                         "reference implementation: this exercise asks you to write __init__ yourself. "
+                                         "Subclass Module instead"),
+        (check_linear, WrappedLinear, "Your Linear calls autodiff_ref.nn.Linear.__init__, the reference implementation, "
+                                      "from WrappedLinear.__init__ (line "),
+        (check_cross_entropy, reference_cross_entropy, "Your cross_entropy is autodiff_ref.nn.cross_entropy, the reference"),
+        (check_cross_entropy, lambda logits, labels: reference_cross_entropy(logits, labels),
+         "Your cross_entropy calls autodiff_ref.nn.cross_entropy, the reference implementation, from <lambda> (line "),
+        (check_sgd, ReferenceSGD, "Your SGD is autodiff_ref.optim.SGD, the reference implementation, imported"),
+        (check_sgd, SubclassedSGD, "Your SGD subclasses autodiff_ref.optim.SGD and inherits its step, the reference "
+                                   "implementation: this exercise asks you to write step yourself. Subclass Optimizer"),
+        (check_sgd, SGDCallingTheReference, "Your SGD calls autodiff_ref.optim.SGD.step, the reference implementation, "
+                                            "from SGDCallingTheReference.step (line "),
+        (check_adam, AdamCallingTheReference, "Your Adam calls autodiff_ref.optim.Adam.step, the reference "
+                                              "implementation, from AdamCallingTheReference.step (line "),
+    ]
+    for check, yours, message in expected:
+        with pytest.raises(CheckFailure) as failure:
+            check(yours)
+        assert str(failure.value).startswith(message), (check.__name__, str(failure.value))

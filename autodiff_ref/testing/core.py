@@ -8,7 +8,13 @@ a hint naming it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+import functools
+import inspect
+import os
+import sys
+import sysconfig
+from types import CodeType, FrameType
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -21,6 +27,8 @@ __all__ = [
     "passed",
     "where_raised",
     "yours_or_reference",
+    "own_work",
+    "watched",
 ]
 
 # Every check uses these unless told otherwise: central differences in float64 are good to about
@@ -129,7 +137,13 @@ def assert_close(
 
 
 def passed(message: str) -> None:
-    """Tell the learner a check passed (test cells print this on success)."""
+    """Tell the learner a check passed (test cells print this on success).
+
+    Inside :func:`own_work`, a check whose learner code called the reference implementation fails
+    here instead, so the learner never sees a ✓ line for work that is not theirs.
+    """
+    if _ACTIVE and _ACTIVE[-1].finding is not None:
+        raise _ACTIVE[-1].failure()
     print(f"✓ {message}")
 
 
@@ -169,3 +183,235 @@ def yours_or_reference(
         return reference
     passed(f"your {what} passes its check: the cells below use it.")
     return yours
+
+
+# --- the learner's own work, not the reference's ---------------------------------------------------
+#
+# Every exercise has a reference implementation in autodiff_ref, importable from a notebook. A
+# check that receives learner code wraps its work in own_work(...), which fails the check when
+# that code *is* the reference (imported, assigned, subclassed without overriding), or when it
+# calls the reference while the check runs it. The second is seen by a profile function, on only
+# while learner code runs (watched(...)), that looks up each Python call's code object in a
+# dict: only calls of the exercise's reference code go further, to a walk up the stack that asks
+# whether learner code made the call. The checks call the reference themselves (to compare) and
+# run the reference engine over graphs holding learner ops; those calls have no learner frame
+# between them and the check, so they are not counted.
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# Code in autodiff_ref, the standard library and installed packages is not the learner's.
+_LIBRARY_DIRS = tuple(
+    {_PACKAGE_DIR}
+    | {os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+_LEARNERS_FILE: dict[str, bool] = {}  # co_filename -> whether it is learner code (a cache)
+
+
+def _is_learner_code(code: CodeType) -> bool:
+    """Whether ``code`` was written outside autodiff_ref and the installed libraries: a notebook
+    cell (``/tmp/ipykernel_.../123.py``), a script, a test file."""
+    filename = code.co_filename
+    known = _LEARNERS_FILE.get(filename)
+    if known is None:
+        known = not (filename.startswith(_LIBRARY_DIRS) or filename.startswith("<frozen"))
+        _LEARNERS_FILE[filename] = known
+    return known
+
+
+def _function_of(obj: Any) -> Any:
+    """The plain function behind ``obj``: through bound methods, static and class methods,
+    ``functools.partial`` and ``functools.wraps`` wrappers."""
+    for _ in range(32):  # a cycle of __wrapped__ must not hang the check
+        if isinstance(obj, functools.partial):
+            obj = obj.func
+        elif isinstance(obj, (staticmethod, classmethod)) or inspect.ismethod(obj):
+            obj = obj.__func__
+        elif not isinstance(obj, type) and inspect.isfunction(getattr(obj, "__wrapped__", None)):
+            obj = obj.__wrapped__
+        else:
+            break
+    return obj
+
+
+def _code_of(obj: Any) -> CodeType | None:
+    code = getattr(_function_of(obj), "__code__", None)
+    return code if isinstance(code, CodeType) else None
+
+
+def _codes_within(code: CodeType) -> Iterable[CodeType]:
+    """``code`` and the code of every function, lambda and comprehension defined inside it."""
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            yield from _codes_within(constant)
+
+
+def _full_name(function: Any) -> str:
+    """``autodiff_ref.ops.Mul.backward``; a closure made by a factory goes by its own name."""
+    qualname = function.__qualname__
+    if "<locals>" in qualname:
+        qualname = function.__name__  # forward.exp is a closure named "exp"
+    return f"{function.__module__}.{qualname}"
+
+
+def _learner_place(frame: FrameType) -> str:
+    code = frame.f_code
+    name = getattr(code, "co_qualname", code.co_name).rsplit("<locals>.", 1)[-1]  # co_qualname: 3.11+
+    return f"{name} (line {frame.f_lineno})"
+
+
+class _OwnWork:
+    """What :func:`own_work` returns: a context manager around one check's run."""
+
+    def __init__(self, what: str, yours: Any, reference: Any, methods: Sequence[str], also: Iterable[Any]) -> None:
+        self.what = what
+        self.yours = yours
+        self.reference = reference
+        self.methods = tuple(methods)
+        # code object -> the reference function's name, for every function the learner may not use
+        self.forbidden: dict[CodeType, str] = {}
+        if isinstance(reference, type):
+            targets = [(getattr(reference, m), f"{_full_name(reference)}.{m}") for m in self.methods]
+        else:
+            targets = [] if reference is None else [(reference, None)]
+        targets += [(function, None) for function in also]
+        for function, name in targets:
+            plain = _function_of(function)
+            for code in _codes_within(plain.__code__):
+                self.forbidden.setdefault(code, name or _full_name(plain))
+        self.finding: str | None = None  # why the work is not the learner's own (a message)
+        self.entry: FrameType | None = None
+
+    # -- the static test: is the learner's object the reference? --------------------------------
+    def check_object(self) -> None:
+        yours, reference, what = self.yours, self.reference, self.what
+        if reference is not None and (yours is reference or _function_of(yours) is reference):
+            raise CheckFailure(
+                f"Your {what} is {_full_name(reference)}, the reference implementation, imported "
+                f"instead of written: this exercise asks you to write {what} yourself. Delete the "
+                f"import (or the assignment) and write {what} in its cell."
+            )
+        if isinstance(yours, type):
+            for method in self.methods:
+                name = self.forbidden.get(_code_of(getattr(yours, method, None)))
+                if name is None:
+                    continue
+                if isinstance(reference, type) and issubclass(yours, reference):
+                    base = reference.__bases__[0]
+                    instead = (f"Subclass {base.__name__} instead and write {method} in your class."
+                               if base is not object else f"Write a class of your own, with your own {method}.")
+                    raise CheckFailure(
+                        f"Your {what} subclasses {_full_name(reference)} and inherits its {method}, "
+                        f"the reference implementation: this exercise asks you to write {method} "
+                        f"yourself. {instead}"
+                    )
+                raise CheckFailure(
+                    f"Your {what}.{method} is {name}, the reference implementation, taken over instead "
+                    f"of written: this exercise asks you to write {method} yourself, in your class."
+                )
+        else:
+            name = self.forbidden.get(_code_of(yours))
+            if name is not None:
+                raise CheckFailure(
+                    f"Your {what} is {name}, the reference implementation, imported instead of written: "
+                    f"this exercise asks you to write {what} yourself. Delete the import (or the "
+                    f"assignment) and write {what} in its cell."
+                )
+
+    # -- the run-time test: does the learner's code call the reference? ---------------------------
+    def notice(self, frame: FrameType) -> None:
+        """``frame`` runs a forbidden function: record it if learner code called it during this check."""
+        name = self.forbidden.get(frame.f_code)
+        if name is None or self.finding is not None:
+            return
+        caller = frame.f_back
+        while caller is not None and caller is not self.entry:
+            if _is_learner_code(caller.f_code):
+                self.finding = (
+                    f"Your {self.what} calls {name}, the reference implementation, from "
+                    f"{_learner_place(caller)}: this exercise asks you to write it yourself, so code "
+                    "that hands the work to the reference scores nothing. Replace that call with your "
+                    "own code."
+                )
+                return
+            caller = caller.f_back
+        # Reached the check itself without passing learner code (or this is another thread): the
+        # check or the reference engine called it, which is allowed.
+
+    def failure(self) -> CheckFailure:
+        return CheckFailure(self.finding)
+
+    def __enter__(self) -> _OwnWork:
+        self.check_object()
+        self.entry = sys._getframe(1)  # the check's frame: the stack walks of notice() stop there
+        _ACTIVE.append(self)
+        _WATCHED.update(self.forbidden)
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+        _ACTIVE.remove(self)
+        _WATCHED.clear()
+        for guard in _ACTIVE:
+            _WATCHED.update(guard.forbidden)
+        if self.finding is not None:
+            if isinstance(error, CheckFailure) and str(error) == str(self.failure()):
+                return False  # passed() raised it already
+            raise self.failure() from error
+        return False
+
+
+_ACTIVE: list[_OwnWork] = []  # the checks running now, innermost last
+_WATCHED: dict[CodeType, str] = {}  # the forbidden code of all of them
+
+
+def _watch(frame: FrameType, event: str, arg: Any) -> None:
+    """The profile function: a dict lookup per call; a forbidden call goes on to the stack walk."""
+    if event == "call" and frame.f_code in _WATCHED:
+        for guard in _ACTIVE:
+            guard.notice(frame)
+
+
+def watched(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``: learner code, run with the watch of :func:`own_work` on.
+
+    The checks run learner code through this, so the profile function costs time only while
+    learner code runs, not while a check computes its own expected values. Learner code that
+    changes the profiler meanwhile (to hide a call) fails the check.
+    """
+    if not _ACTIVE or sys.getprofile() is _watch:  # no check is watching, or the watch is on already
+        return function(*args, **kwargs)
+    previous = sys.getprofile()
+    sys.setprofile(_watch)
+    too_deep = False
+    try:
+        return function(*args, **kwargs)
+    except RecursionError:
+        too_deep = True  # Python unsets a profiler when the recursion limit is hit inside it
+        raise
+    finally:
+        if sys.getprofile() is not _watch and not too_deep and _ACTIVE[-1].finding is None:
+            _ACTIVE[-1].finding = (
+                f"Your {_ACTIVE[-1].what} changed the Python profiler (sys.setprofile) while its check "
+                "ran, which the check uses to see that the work is your own: leave sys.setprofile alone."
+            )
+        sys.setprofile(previous)
+
+
+def own_work(
+    what: str, yours: Any, reference: Any, *, methods: Sequence[str] = (), also: Iterable[Any] = ()
+) -> _OwnWork:
+    """Fail the check unless ``yours`` is the learner's own work rather than ``reference``.
+
+    Use as ``with own_work("Mul", op_class, ops.Mul, methods=("backward",)): ...`` around the body
+    of a check. ``reference`` implements the exercise: a function, or a class whose ``methods``
+    are the exercise (a subclass may inherit everything else), or None when autodiff_ref has
+    none. ``also``: more functions that do the exercise's work (say ``Tensor.backward`` for a
+    backward pass). Entering raises
+    :class:`CheckFailure` when ``yours`` is the reference, a wrapper of it, a subclass that
+    inherits one of ``methods``, or a class whose method is the reference's. While the body runs
+    learner code through :func:`watched`, a call of any of these functions (or of a function
+    defined inside them) made by learner code (a frame outside autodiff_ref and the installed
+    libraries, between the call and the check) fails the check, at its ✓ line or when the body
+    ends, with a message naming the function and the learner's line. The check's own calls of the
+    reference are not counted.
+    """
+    return _OwnWork(what, yours, reference, methods, also)

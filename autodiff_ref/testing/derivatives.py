@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..gradcheck import numeric_grad
-from .core import ATOL, RTOL, CheckFailure, random_array
+from .core import ATOL, RTOL, CheckFailure, own_work, random_array, watched
 
 __all__ = [
     "DIFFERENCE_TEST_FUNCTIONS",
@@ -47,6 +47,11 @@ def _reference_value_class() -> type:
     from ..scalar import Value
 
     return Value
+
+
+def _by_the_engine(*references: Callable[..., Any]) -> tuple[Callable[..., Any], ...]:
+    """What an exercise "by hand" may not call: the reference engine's backward, and ``references``."""
+    return (_reference_value_class().backward, *references)
 
 
 # --- shared pieces -------------------------------------------------------------------------------
@@ -75,7 +80,7 @@ def _as_number(got: Any, what: str) -> float:
 def _call(fn: Callable[..., Any], args: tuple[Any, ...], call_text: str) -> Any:
     """``fn(*args)``, with an unwritten exercise or a crash turned into a learner-facing message."""
     try:
-        return fn(*args)
+        return watched(fn, *args)
     except NotImplementedError:
         raise CheckFailure(
             f"{call_text} raised NotImplementedError: it is not written yet.\n"
@@ -206,24 +211,27 @@ def check_central_difference(
     and must agree with the reference central difference to rounding. ``points``, a list of
     ``(function name, x)`` pairs such as ``[("sin", 0.0)]``, checks chosen points instead.
     """
-    if points is None:
-        rng = np.random.default_rng(seed)
-        cases = [
-            (name, x)
-            for name, test in DIFFERENCE_TEST_FUNCTIONS.items()
-            for x in _rounded_draws(test.domain, rng, trials)
-        ]
-    else:
-        cases = [(name, float(x)) for name, x in points]
-        unknown = [name for name, _ in cases if name not in DIFFERENCE_TEST_FUNCTIONS]
-        if unknown:
-            raise ValueError(f"unknown test function {unknown[0]!r}; use one of {', '.join(DIFFERENCE_TEST_FUNCTIONS)}")
-        too_close = [x for name, x in cases if name == "log" and x - max(_STEPS) <= 0]
-        if too_close:
-            raise ValueError(f"log needs x > {max(_STEPS):g} so that x - eps stays positive, got {too_close[0]:g}")
-    for eps in _STEPS:
-        for name, x in cases:
-            _check_one_difference(fn, name, x, eps)
+    with own_work("central_difference", fn, _reference_central_difference, also=(numeric_grad,)):
+        if points is None:
+            rng = np.random.default_rng(seed)
+            cases = [
+                (name, x)
+                for name, test in DIFFERENCE_TEST_FUNCTIONS.items()
+                for x in _rounded_draws(test.domain, rng, trials)
+            ]
+        else:
+            cases = [(name, float(x)) for name, x in points]
+            unknown = [name for name, _ in cases if name not in DIFFERENCE_TEST_FUNCTIONS]
+            if unknown:
+                raise ValueError(
+                    f"unknown test function {unknown[0]!r}; use one of {', '.join(DIFFERENCE_TEST_FUNCTIONS)}"
+                )
+            too_close = [x for name, x in cases if name == "log" and x - max(_STEPS) <= 0]
+            if too_close:
+                raise ValueError(f"log needs x > {max(_STEPS):g} so that x - eps stays positive, got {too_close[0]:g}")
+        for eps in _STEPS:
+            for name, x in cases:
+                _check_one_difference(fn, name, x, eps)
 
 
 def central_difference_or_reference(fn: Callable[..., float]) -> Callable[..., float]:
@@ -363,35 +371,37 @@ def check_local_derivatives(
     difference in float64, at ``trials`` random kink-free inputs (positive for log, away from
     0 for reciprocal), or at ``points``, a list of input tuples such as ``[(0.0, 3.0)]``.
     """
-    if op not in PRIMITIVES:
-        raise ValueError(f"unknown primitive {op!r}; use one of {', '.join(PRIMITIVES)}")
-    primitive = PRIMITIVES[op]
-    count = len(primitive.input_names)
-    if points is None:
-        rng = np.random.default_rng(seed)
-        columns = [_rounded_draws(domain, rng, trials) for domain in primitive.domains]
-        cases = list(zip(*columns))
-    else:
-        cases = [tuple(float(x) for x in point) for point in points]
-        wrong = [point for point in cases if len(point) != count]
-        if wrong:
-            raise ValueError(f"{op} takes {count} input(s) per point, got {wrong[0]}")
-    fn_name = getattr(fn, "__name__", op)
-    for xs in cases:
-        call_text = f"{fn_name}({', '.join(f'{x:g}' for x in xs)})"
-        got = _as_local_derivatives(_call(fn, xs, call_text), call_text, count)
-        expected = _reference_local_derivatives(primitive, xs)
-        for i, name in enumerate(primitive.input_names):
-            numeric = _numeric_local_derivative(primitive, xs, i)
-            if _is_close(got[i], expected[i]):
-                continue
-            hint = _first_matching(got[i], expected[i], primitive.mistakes(xs, i))
-            raise _fail(
-                f"{call_text}: the local derivative for input {i} ({name}), "
-                f"d({primitive.formula})/d{name}, is wrong.",
-                expected[i], got[i], hint,
-                note=f"the reference Value gives {expected[i]:.10g}, a central difference {numeric:.10g}",
-            )
+    by_hand = _by_the_engine(_reference_local_derivatives)
+    with own_work(getattr(fn, "__name__", f"{op}_local"), fn, None, also=by_hand):
+        if op not in PRIMITIVES:
+            raise ValueError(f"unknown primitive {op!r}; use one of {', '.join(PRIMITIVES)}")
+        primitive = PRIMITIVES[op]
+        count = len(primitive.input_names)
+        if points is None:
+            rng = np.random.default_rng(seed)
+            columns = [_rounded_draws(domain, rng, trials) for domain in primitive.domains]
+            cases = list(zip(*columns))
+        else:
+            cases = [tuple(float(x) for x in point) for point in points]
+            wrong = [point for point in cases if len(point) != count]
+            if wrong:
+                raise ValueError(f"{op} takes {count} input(s) per point, got {wrong[0]}")
+        fn_name = getattr(fn, "__name__", op)
+        for xs in cases:
+            call_text = f"{fn_name}({', '.join(f'{x:g}' for x in xs)})"
+            got = _as_local_derivatives(_call(fn, xs, call_text), call_text, count)
+            expected = _reference_local_derivatives(primitive, xs)
+            for i, name in enumerate(primitive.input_names):
+                numeric = _numeric_local_derivative(primitive, xs, i)
+                if _is_close(got[i], expected[i]):
+                    continue
+                hint = _first_matching(got[i], expected[i], primitive.mistakes(xs, i))
+                raise _fail(
+                    f"{call_text}: the local derivative for input {i} ({name}), "
+                    f"d({primitive.formula})/d{name}, is wrong.",
+                    expected[i], got[i], hint,
+                    note=f"the reference Value gives {expected[i]:.10g}, a central difference {numeric:.10g}",
+                )
 
 
 # --- the sigmoid, backpropagated by hand ---------------------------------------------------------
@@ -525,24 +535,26 @@ def check_sigmoid_by_hand(
     first node that goes wrong. The last downstream gradient, dy/dz, is also compared with a
     central difference and with ``Value(z).sigmoid()``.
     """
-    fn_name = getattr(fn, "__name__", "the backward pass")
-    for z in zs:
-        z = float(z)
-        call_text = f"{fn_name}({z:g})"
-        table = _call(fn, (z,), call_text)
-        _check_table_shape(table, call_text)
-        expected_table = _sigmoid_reference(z)
-        previous = None
-        for node in SIGMOID_NODES:
-            for kind in _GRADIENT_KINDS:
-                what = f"{call_text}: {kind} gradient at node {node!r} ({_SIGMOID_NODE_TEXT[node]})"
-                got = _as_number(table[node][kind], what)
-                expected = expected_table[node][kind]
-                if not _is_close(got, expected, atol=1e-12, rtol=1e-9):
-                    hint = _sigmoid_hint(node, kind, got, expected, z, table, previous)
-                    raise _fail(f"{what} is wrong.", expected, got, hint)
-            previous = node
-        _check_sigmoid_result(float(table["neg"]["downstream"]), z, call_text)
+    by_hand = _by_the_engine(_sigmoid_reference)
+    with own_work(getattr(fn, "__name__", "sigmoid_by_hand"), fn, None, also=by_hand):
+        fn_name = getattr(fn, "__name__", "the backward pass")
+        for z in zs:
+            z = float(z)
+            call_text = f"{fn_name}({z:g})"
+            table = _call(fn, (z,), call_text)
+            _check_table_shape(table, call_text)
+            expected_table = _sigmoid_reference(z)
+            previous = None
+            for node in SIGMOID_NODES:
+                for kind in _GRADIENT_KINDS:
+                    what = f"{call_text}: {kind} gradient at node {node!r} ({_SIGMOID_NODE_TEXT[node]})"
+                    got = _as_number(table[node][kind], what)
+                    expected = expected_table[node][kind]
+                    if not _is_close(got, expected, atol=1e-12, rtol=1e-9):
+                        hint = _sigmoid_hint(node, kind, got, expected, z, table, previous)
+                        raise _fail(f"{what} is wrong.", expected, got, hint)
+                previous = node
+            _check_sigmoid_result(float(table["neg"]["downstream"]), z, call_text)
 
 
 def _check_sigmoid_result(dy_dz: float, z: float, call_text: str) -> None:
@@ -605,33 +617,34 @@ def check_fan_out(
     Compared with the reference ``Value`` graph and with central differences, at ``trials``
     random points or at ``points``, a list of ``(w1, w2, x)`` such as ``[(2.0, 2.0, 1.0)]``.
     """
-    if points is None:
-        rng = np.random.default_rng(seed)
-        cases = list(zip(*(_rounded_draws("real", rng, trials) for _ in _FAN_OUT_INPUTS)))
-    else:
-        cases = [tuple(float(v) for v in point) for point in points]
-        wrong = [point for point in cases if len(point) != 3]
-        if wrong:
-            raise ValueError(f"a fan-out point is (w1, w2, x), got {wrong[0]}")
-    fn_name = getattr(fn, "__name__", "the backward pass")
-    for w1, w2, x in cases:
-        call_text = f"{fn_name}(w1={w1:g}, w2={w2:g}, x={x:g})"
-        grads = _call(fn, (w1, w2, x), call_text)
-        if not isinstance(grads, Mapping) or any(name not in grads for name in _FAN_OUT_INPUTS):
-            raise CheckFailure(
-                f"{call_text} returned {grads!r}, but it should return a dict with the keys "
-                "'w1', 'w2' and 'x' (the gradient of f with respect to each)."
-            )
-        expected = _fan_out_reference(w1, w2, x)
-        numeric = numeric_grad(_fan_out_value, w1, w2, x)
-        for i, name in enumerate(_FAN_OUT_INPUTS):
-            got = _as_number(grads[name], f"{call_text}: df/d{name}")
-            if _is_close(got, expected[name]):
-                continue
-            hint = _first_matching(got, expected[name], _fan_out_mistakes(name, w1, w2, x))
-            raise _fail(
-                f"{call_text}: df/d{name} is wrong (f = w1*x + w2*x).",
-                expected[name], got, hint,
-                note=f"the reference Value gives {expected[name]:.10g}, a central difference "
-                     f"{float(numeric[i]):.10g}",
-            )
+    with own_work(getattr(fn, "__name__", "fan_out_backward"), fn, None, also=_by_the_engine()):
+        if points is None:
+            rng = np.random.default_rng(seed)
+            cases = list(zip(*(_rounded_draws("real", rng, trials) for _ in _FAN_OUT_INPUTS)))
+        else:
+            cases = [tuple(float(v) for v in point) for point in points]
+            wrong = [point for point in cases if len(point) != 3]
+            if wrong:
+                raise ValueError(f"a fan-out point is (w1, w2, x), got {wrong[0]}")
+        fn_name = getattr(fn, "__name__", "the backward pass")
+        for w1, w2, x in cases:
+            call_text = f"{fn_name}(w1={w1:g}, w2={w2:g}, x={x:g})"
+            grads = _call(fn, (w1, w2, x), call_text)
+            if not isinstance(grads, Mapping) or any(name not in grads for name in _FAN_OUT_INPUTS):
+                raise CheckFailure(
+                    f"{call_text} returned {grads!r}, but it should return a dict with the keys "
+                    "'w1', 'w2' and 'x' (the gradient of f with respect to each)."
+                )
+            expected = _fan_out_reference(w1, w2, x)
+            numeric = numeric_grad(_fan_out_value, w1, w2, x)
+            for i, name in enumerate(_FAN_OUT_INPUTS):
+                got = _as_number(grads[name], f"{call_text}: df/d{name}")
+                if _is_close(got, expected[name]):
+                    continue
+                hint = _first_matching(got, expected[name], _fan_out_mistakes(name, w1, w2, x))
+                raise _fail(
+                    f"{call_text}: df/d{name} is wrong (f = w1*x + w2*x).",
+                    expected[name], got, hint,
+                    note=f"the reference Value gives {expected[name]:.10g}, a central difference "
+                         f"{float(numeric[i]):.10g}",
+                )

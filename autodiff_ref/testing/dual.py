@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import forward as reference
-from .core import CheckFailure, assert_close, passed, random_array, where_raised
+from .core import CheckFailure, assert_close, own_work, passed, random_array, watched, where_raised
 
 __all__ = [
     "check_dual_arithmetic",
@@ -68,7 +68,7 @@ def _is_dual(obj: Any) -> bool:
 def _call(description: str, function: Callable[..., Any], *args: Any, hint: str | None = None) -> Any:
     """Run learner code; turn any exception into a CheckFailure that names the case."""
     try:
-        return function(*args)
+        return watched(function, *args)
     except CheckFailure:
         raise
     except NotImplementedError as error:
@@ -247,6 +247,19 @@ ARITHMETIC_CASES: tuple[_ArithmeticCase, ...] = (
 )
 
 ARITHMETIC_OPS = ("+", "-", "neg", "*", "/", "**")
+# The methods of the reference Dual that implement each op: the learner's class may not use them.
+_DUAL_METHODS = {
+    "+": ("__add__", "__radd__"),
+    "-": ("__sub__", "__rsub__"),
+    "neg": ("__neg__",),
+    "*": ("__mul__", "__rmul__"),
+    "/": ("__truediv__", "__rtruediv__"),
+    "**": ("__pow__", "__rpow__"),
+}
+
+
+def _dual_methods(ops: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return tuple(method for op in ops for method in _DUAL_METHODS[op])
 
 
 def check_dual_arithmetic(
@@ -268,16 +281,17 @@ def check_dual_arithmetic(
     unknown = [op for op in ops if op not in ARITHMETIC_OPS]
     if unknown:
         raise ValueError(f"unknown ops {unknown}: choose from {ARITHMETIC_OPS}")
-    rng = np.random.default_rng(seed)
-    cases = [case for case in ARITHMETIC_CASES if case.op in ops]
-    for case in cases:
-        a, b = _draw(shape, rng, case.x_domain), _draw(shape, rng, "real")
-        c = _draw(shape if case.other == "dual" else (), rng, case.other_domain)
-        d = _draw(shape, rng, "real") if case.other == "dual" else 0.0
-        _check_arithmetic_case(dual_class, case, a, b, c, d)
-    names = ", ".join("unary -" if op == "neg" else op for op in ops)
-    where = "" if shape == () else f" on arrays of shape {shape}"
-    passed(f"Dual {names}: {len(cases)} expressions{where} match the reference and central differences")
+    with own_work(getattr(dual_class, "__name__", "Dual"), dual_class, reference.Dual, methods=_dual_methods(ops)):
+        rng = np.random.default_rng(seed)
+        cases = [case for case in ARITHMETIC_CASES if case.op in ops]
+        for case in cases:
+            a, b = _draw(shape, rng, case.x_domain), _draw(shape, rng, "real")
+            c = _draw(shape if case.other == "dual" else (), rng, case.other_domain)
+            d = _draw(shape, rng, "real") if case.other == "dual" else 0.0
+            _check_arithmetic_case(dual_class, case, a, b, c, d)
+        names = ", ".join("unary -" if op == "neg" else op for op in ops)
+        where = "" if shape == () else f" on arrays of shape {shape}"
+        passed(f"Dual {names}: {len(cases)} expressions{where} match the reference and central differences")
 
 
 def _check_arithmetic_case(dual_class: type, case: _ArithmeticCase, a: Any, b: Any, c: Any, d: Any) -> None:
@@ -340,38 +354,39 @@ def check_dual_function(
     """
     if name not in ELEMENTARY_DOMAINS:
         raise ValueError(f"unknown function {name!r}: choose from {sorted(ELEMENTARY_DOMAINS)}")
-    plain, domain = getattr(np, name), ELEMENTARY_DOMAINS[name]
-    rng = np.random.default_rng(seed)
+    with own_work(getattr(function, "__name__", name), function, getattr(reference, name)):
+        plain, domain = getattr(np, name), ELEMENTARY_DOMAINS[name]
+        rng = np.random.default_rng(seed)
 
-    a = _draw(shape, rng, domain)
-    description = f"`{name}({_show(a)})` (a plain {'number' if shape == () else 'array'})"
-    result = _call(description, function, a)
-    if _is_dual(result):
-        raise CheckFailure(
-            f"{description} returned a Dual; for a plain input it should return a plain "
-            f"{'number' if shape == () else 'array'}, like np.{name}.\n"
-            "  Hint: make a Dual only when the input is a Dual (isinstance)."
-        )
-    assert_close(result, plain(a), f"The result of {description}")
-
-    unit_tangent = np.ones(shape) if shape else 1.0
-    for b in (unit_tangent, _draw(shape, rng, "real")):  # a tangent other than 1 shows a missing chain rule
         a = _draw(shape, rng, domain)
-        description = f"`{name}(x)` with x = {_show_dual(a, b)}"
-        x = _call(f"Dual({_show(a)}, {_show(b)})", dual_class, a, b)
-        result = _call(description, function, x)
-        expected = getattr(reference, name)(reference.Dual(a, b))
-        numeric = (plain(a + EPS * b) - plain(a - EPS * b)) / (2 * EPS)
-        with np.errstate(all="ignore"):
-            tangent_mistakes = [
-                (getattr(reference, name)(reference.Dual(a, unit_tangent)).tangent, _CHAIN_HINT),
-                (plain(b), f"the tangent is {name}(x.tangent), but it should be {name}'(x.value) · x.tangent."),
-                (plain(a) * b, f"the tangent uses {name}(x.value), but it needs the derivative {name}'(x.value)."),
-            ]
-            value_mistakes = [(plain(b), f"the value should be {name}(x.value), not {name}(x.tangent).")]
-        _check_result(description, result, expected.value, expected.tangent, numeric, value_mistakes, tangent_mistakes)
-    where = "numbers" if shape == () else f"arrays of shape {shape}"
-    passed(f"{name} on plain {where} and on Duals (tangent 1 and not 1) matches the reference and central differences")
+        description = f"`{name}({_show(a)})` (a plain {'number' if shape == () else 'array'})"
+        result = _call(description, function, a)
+        if _is_dual(result):
+            raise CheckFailure(
+                f"{description} returned a Dual; for a plain input it should return a plain "
+                f"{'number' if shape == () else 'array'}, like np.{name}.\n"
+                "  Hint: make a Dual only when the input is a Dual (isinstance)."
+            )
+        assert_close(result, plain(a), f"The result of {description}")
+
+        unit_tangent = np.ones(shape) if shape else 1.0
+        for b in (unit_tangent, _draw(shape, rng, "real")):  # a tangent other than 1 shows a missing chain rule
+            a = _draw(shape, rng, domain)
+            description = f"`{name}(x)` with x = {_show_dual(a, b)}"
+            x = _call(f"Dual({_show(a)}, {_show(b)})", dual_class, a, b)
+            result = _call(description, function, x)
+            expected = getattr(reference, name)(reference.Dual(a, b))
+            numeric = (plain(a + EPS * b) - plain(a - EPS * b)) / (2 * EPS)
+            with np.errstate(all="ignore"):
+                tangent_mistakes = [
+                    (getattr(reference, name)(reference.Dual(a, unit_tangent)).tangent, _CHAIN_HINT),
+                    (plain(b), f"the tangent is {name}(x.tangent), but it should be {name}'(x.value) · x.tangent."),
+                    (plain(a) * b, f"the tangent uses {name}(x.value), but it needs the derivative {name}'(x.value)."),
+                ]
+                value_mistakes = [(plain(b), f"the value should be {name}(x.value), not {name}(x.tangent).")]
+            _check_result(description, result, expected.value, expected.tangent, numeric, value_mistakes, tangent_mistakes)
+        where = "numbers" if shape == () else f"arrays of shape {shape}"
+        passed(f"{name} on plain {where} and on Duals (tangent 1 and not 1) matches the reference and central differences")
 
 
 # --- derivative -------------------------------------------------------------------------------
@@ -432,50 +447,51 @@ def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tu
     plain number (its derivative is 0). Results are compared with the reference
     ``autodiff_ref.forward.derivative`` and with central differences.
     """
-    rng = np.random.default_rng(seed)
-    for source, f in DERIVATIVE_CASES:
-        x = _draw(shape, rng, "real")
-        description = f"`derivative({source})({_show(x)})`"
-        constant = source == "lambda x: 4.0"
-        constant_hint = (
-            "this f returns the plain number 4.0, whatever x is: not a Dual. A constant's "
-            "derivative is 0, so handle an output without a tangent."
-        )
-        logged = _CallLog(f)
-        derivative_of_f = _call(f"`derivative({source})`", derivative_fn, logged)
-        if not callable(derivative_of_f):
-            raise CheckFailure(
-                f"`derivative({source})` returned {type(derivative_of_f).__name__}, not a function.\n"
-                "  Hint: derivative(f) returns a new function of x (define one inside and return it)."
+    with own_work("derivative", derivative_fn, reference.derivative):
+        rng = np.random.default_rng(seed)
+        for source, f in DERIVATIVE_CASES:
+            x = _draw(shape, rng, "real")
+            description = f"`derivative({source})({_show(x)})`"
+            constant = source == "lambda x: 4.0"
+            constant_hint = (
+                "this f returns the plain number 4.0, whatever x is: not a Dual. A constant's "
+                "derivative is 0, so handle an output without a tangent."
             )
-        got = _call(description, derivative_of_f, x, hint=constant_hint if constant else None)
-        if _is_dual(got):
-            raise CheckFailure(
-                f"{description} returned a Dual ({got!r}); it should return the derivative itself.\n"
-                "  Hint: f'(x) is the tangent (the ε part) of f's output."
-            )
-        if logged.dual_calls == 0:
-            raise CheckFailure(
-                f"{description} never called f with a dual number.\n"
-                "  Hint: forward mode evaluates f once on Dual(x, 1.0) and reads off the tangent."
-            )
-        if np.ndim(got) == 0 and shape != ():
-            got = np.full(shape, got, dtype=np.float64) if np.isscalar(got) else got
-        expected = np.broadcast_to(reference.derivative(f)(x), np.shape(x))
-        numeric = np.broadcast_to((np.asarray(f(x + EPS)) - np.asarray(f(x - EPS))) / (2 * EPS), np.shape(x))
-        wrong = [(f(x), "that is f(x), the value; the derivative is the tangent (ε part) of f's output.")]
-        first_seed = logged.seeds[0]
-        if not np.allclose(first_seed, 1.0):
-            wrong.insert(0, (expected * first_seed, f"f was called with tangent {_show(first_seed)}; "
-                             "seed x with tangent 1 (an array of ones for an array x)."))
-        if constant:
-            wrong.insert(0, (4.0, constant_hint))
-        wrong.insert(0, (_tangent_with(logged.dual_class, f, x, np.ones(np.shape(x))), _DUAL_CLASS_HINT))
-        assert_close(got, expected, f"The result of {description}", hint=_matching_hint(got, wrong))
-        assert_close(got, numeric, f"The result of {description}, compared with central differences,",
-                     atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
-    where = "numbers" if shape == () else f"arrays of shape {shape}"
-    passed(f"derivative: {len(DERIVATIVE_CASES)} functions on {where} match the reference and central differences")
+            logged = _CallLog(f)
+            derivative_of_f = _call(f"`derivative({source})`", derivative_fn, logged)
+            if not callable(derivative_of_f):
+                raise CheckFailure(
+                    f"`derivative({source})` returned {type(derivative_of_f).__name__}, not a function.\n"
+                    "  Hint: derivative(f) returns a new function of x (define one inside and return it)."
+                )
+            got = _call(description, derivative_of_f, x, hint=constant_hint if constant else None)
+            if _is_dual(got):
+                raise CheckFailure(
+                    f"{description} returned a Dual ({got!r}); it should return the derivative itself.\n"
+                    "  Hint: f'(x) is the tangent (the ε part) of f's output."
+                )
+            if logged.dual_calls == 0:
+                raise CheckFailure(
+                    f"{description} never called f with a dual number.\n"
+                    "  Hint: forward mode evaluates f once on Dual(x, 1.0) and reads off the tangent."
+                )
+            if np.ndim(got) == 0 and shape != ():
+                got = np.full(shape, got, dtype=np.float64) if np.isscalar(got) else got
+            expected = np.broadcast_to(reference.derivative(f)(x), np.shape(x))
+            numeric = np.broadcast_to((np.asarray(f(x + EPS)) - np.asarray(f(x - EPS))) / (2 * EPS), np.shape(x))
+            wrong = [(f(x), "that is f(x), the value; the derivative is the tangent (ε part) of f's output.")]
+            first_seed = logged.seeds[0]
+            if not np.allclose(first_seed, 1.0):
+                wrong.insert(0, (expected * first_seed, f"f was called with tangent {_show(first_seed)}; "
+                                 "seed x with tangent 1 (an array of ones for an array x)."))
+            if constant:
+                wrong.insert(0, (4.0, constant_hint))
+            wrong.insert(0, (_tangent_with(logged.dual_class, f, x, np.ones(np.shape(x))), _DUAL_CLASS_HINT))
+            assert_close(got, expected, f"The result of {description}", hint=_matching_hint(got, wrong))
+            assert_close(got, numeric, f"The result of {description}, compared with central differences,",
+                         atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
+        where = "numbers" if shape == () else f"arrays of shape {shape}"
+        passed(f"derivative: {len(DERIVATIVE_CASES)} functions on {where} match the reference and central differences")
 
 
 # --- jacobian_forward -------------------------------------------------------------------------
@@ -568,33 +584,34 @@ def check_jacobian_forward(jacobian_fn: Callable[[Callable, np.ndarray], Any], *
     differences), and f must have been evaluated on dual numbers, once per input (one more
     pass is allowed).
     """
-    rng = np.random.default_rng(seed)
-    for case in _jacobian_cases():
-        f, matrices, n = case.make(rng)
-        x = np.asarray(_draw((n,), rng, "real"))
-        given = "".join(f", {name} = {_show(matrix)}" for name, matrix in matrices.items())
-        description = f"`jacobian_forward({case.source}, {_show(x)})`{given}"
-        logged = _CallLog(f)
-        got = _call(description, jacobian_fn, logged, x.copy())
-        if logged.dual_calls == 0:
-            raise CheckFailure(
-                f"{description} never called f with a dual number.\n"
-                "  Hint: forward mode builds column j from one pass of f on Dual(x, e_j), "
-                "where e_j is the j-th unit vector."
-            )
-        if logged.dual_calls > n + 1:  # one extra pass, say to learn the output size, is fine
-            raise CheckFailure(
-                f"{description} called f on dual numbers {logged.dual_calls} times for {n} inputs.\n"
-                "  Hint: one forward pass per input is enough: the pass seeded with e_j gives column j."
-            )
-        expected = reference.jacobian_forward(f, x)
-        hint = _jacobian_hint(got, expected, logged.seeds)
-        if hint is None and np.shape(got) == expected.shape:
-            with_learner_dual = [_tangent_with(logged.dual_class, f, x, unit) for unit in np.eye(n)]
-            if not any(np.isnan(column).any() or np.shape(column) != (expected.shape[0],) for column in with_learner_dual):
-                hint = _matching_hint(got, [(np.stack(with_learner_dual, axis=1), _DUAL_CLASS_HINT)])
-        assert_close(got, expected, f"The Jacobian from {description}", hint=hint)
-        assert_close(got, _numeric_jacobian(f, x), f"The Jacobian from {description}, compared with central differences,",
-                     atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
-    passed("jacobian_forward: 6 functions (square, wide, tall, one input, one output) match the reference "
-           "and central differences")
+    with own_work("jacobian_forward", jacobian_fn, reference.jacobian_forward):
+        rng = np.random.default_rng(seed)
+        for case in _jacobian_cases():
+            f, matrices, n = case.make(rng)
+            x = np.asarray(_draw((n,), rng, "real"))
+            given = "".join(f", {name} = {_show(matrix)}" for name, matrix in matrices.items())
+            description = f"`jacobian_forward({case.source}, {_show(x)})`{given}"
+            logged = _CallLog(f)
+            got = _call(description, jacobian_fn, logged, x.copy())
+            if logged.dual_calls == 0:
+                raise CheckFailure(
+                    f"{description} never called f with a dual number.\n"
+                    "  Hint: forward mode builds column j from one pass of f on Dual(x, e_j), "
+                    "where e_j is the j-th unit vector."
+                )
+            if logged.dual_calls > n + 1:  # one extra pass, say to learn the output size, is fine
+                raise CheckFailure(
+                    f"{description} called f on dual numbers {logged.dual_calls} times for {n} inputs.\n"
+                    "  Hint: one forward pass per input is enough: the pass seeded with e_j gives column j."
+                )
+            expected = reference.jacobian_forward(f, x)
+            hint = _jacobian_hint(got, expected, logged.seeds)
+            if hint is None and np.shape(got) == expected.shape:
+                with_learner_dual = [_tangent_with(logged.dual_class, f, x, unit) for unit in np.eye(n)]
+                if not any(np.isnan(column).any() or np.shape(column) != (expected.shape[0],) for column in with_learner_dual):
+                    hint = _matching_hint(got, [(np.stack(with_learner_dual, axis=1), _DUAL_CLASS_HINT)])
+            assert_close(got, expected, f"The Jacobian from {description}", hint=hint)
+            assert_close(got, _numeric_jacobian(f, x), f"The Jacobian from {description}, compared with central differences,",
+                         atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
+        passed("jacobian_forward: 6 functions (square, wide, tall, one input, one output) match the reference "
+               "and central differences")

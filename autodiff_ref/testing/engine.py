@@ -33,11 +33,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..gradcheck import gradcheck as reference_gradcheck
 from ..gradcheck import numeric_grad
 from ..graph import topological_order as reference_topological_order
 from ..ops import unbroadcast
 from ..tensor import Function, Tensor, _backpropagate, grad, no_grad
-from .core import ATOL, RTOL, CheckFailure, format_index, guess_mistake, random_array, yours_or_reference
+from .core import (ATOL, RTOL, CheckFailure, format_index, guess_mistake, own_work, random_array,
+                   watched, yours_or_reference)
 
 __all__ = [
     "check_tensor_topological_order",
@@ -52,6 +54,10 @@ __all__ = [
 ]
 
 CHAIN_LENGTH = 10_000
+
+# The reference engine's backward pass, in each form a learner could call it: the exercises of
+# accumulating and propagating gradients may not hand their work to it.
+_REFERENCE_BACKWARD = (Tensor.backward, _backpropagate, grad)
 
 _RECURSION_HINT = (
     "Python allows only about a thousand nested calls, and a recursive walk makes one per node. "
@@ -84,7 +90,7 @@ def _call(function: Callable[..., Any], *args: Any, what: str,
     ``explain(error)`` may name the likely mistake behind an unexpected exception.
     """
     try:
-        return function(*args)
+        return watched(function, *args)
     except CheckFailure:
         raise
     except Exception as error:
@@ -338,15 +344,16 @@ def check_tensor_topological_order(
     recursive walk hits Python's recursion limit). ``more`` adds the extra graphs of
     :func:`check_backward_pass`.
     """
-    rng = np.random.default_rng(seed)
-    single = Tensor(random_array((2,), rng), requires_grad=True)
-    cases = [_Built(_Graph("a graph that is a single leaf x", (), lambda: single), {"x": single}, single,
-                    {id(single): "the leaf x (also the root)"})]
-    graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + (_STACKED_GRAPH, _CHAIN_GRAPH)
-    cases += [_build(graph, rng) for graph in graphs]
-    for built in cases:
-        order = _call(topological_order, built.root, what=f"topological_order(out) for {built.text}")
-        _check_order(built, order)
+    with own_work("topological_order", topological_order, reference_topological_order):
+        rng = np.random.default_rng(seed)
+        single = Tensor(random_array((2,), rng), requires_grad=True)
+        cases = [_Built(_Graph("a graph that is a single leaf x", (), lambda: single), {"x": single}, single,
+                        {id(single): "the leaf x (also the root)"})]
+        graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + (_STACKED_GRAPH, _CHAIN_GRAPH)
+        cases += [_build(graph, rng) for graph in graphs]
+        for built in cases:
+            order = _call(topological_order, built.root, what=f"topological_order(out) for {built.text}")
+            _check_order(built, order)
 
 
 # --- accumulate_grad -------------------------------------------------------------------------------
@@ -366,58 +373,59 @@ def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], 
     itself: other tensors may hold the same array); later calls add. Tried on a matrix, on a 0-d
     tensor, and with a read-only broadcast view as ``grad``.
     """
-    rng = np.random.default_rng(seed)
-    for shape in ((2, 3), ()):
-        tensor = Tensor(random_array(shape, rng), requires_grad=True)
-        first, second = random_array(shape, rng), random_array(shape, rng)
-        first_kept = first.copy()
-        where = f"a tensor of shape {shape}"
-        _call(accumulate_grad, tensor, first,
-              what=f"accumulate_grad(tensor, grad) on {where} with .grad None")
-        got = tensor.grad
-        if got is None:
-            raise CheckFailure(
-                f"after accumulate_grad(tensor, grad) on {where}, tensor.grad is still None.\n"
-                "  Hint: when tensor.grad is None, store (a copy of) grad in it."
-            )
-        if isinstance(got, Tensor):
-            raise CheckFailure(
-                f"after accumulate_grad on {where}, tensor.grad is a Tensor; .grad holds a NumPy "
-                "array.\n  Hint: grad is already an array: store np.array(grad)."
-            )
-        if not np.array_equal(first, first_kept):
-            raise CheckFailure(
-                f"accumulate_grad on {where} changed the array grad that it was given.\n"
-                f"  Hint: {_COPY_HINT}"
-            )
-        if not _close(got, first_kept):
-            raise CheckFailure(
-                f"after one accumulate_grad(tensor, grad) on {where}, tensor.grad is wrong: "
-                f"{_difference(got, first_kept)}.\n"
-                "  Hint: with .grad None, the result is grad itself."
-            )
-        if isinstance(got, np.ndarray) and np.shares_memory(got, first):
-            raise CheckFailure(
-                f"after accumulate_grad(tensor, grad) on {where}, tensor.grad is the array grad "
-                f"itself (or a view of it), not a copy.\n  Hint: {_COPY_HINT}"
-            )
-        _call(accumulate_grad, tensor, second, what=f"a second accumulate_grad on {where}")
-        total = first_kept + second
-        if not _close(tensor.grad, total):
-            hint = ("tensor.grad was replaced by the new grad: add it (tensor.grad + grad) instead."
-                    if _close(tensor.grad, second) else None)
-            raise CheckFailure(
-                f"after two accumulate_grad calls on {where}, tensor.grad should be the sum of both "
-                f"grads: {_difference(tensor.grad, total)}." + (f"\n  Hint: {hint}" if hint else "")
-            )
-    tensor = Tensor(np.zeros((2, 3)), requires_grad=True)
-    view = np.broadcast_to(np.arange(3.0), (2, 3))  # read-only, as a Sum's backward hands it on
-    what = "accumulate_grad called twice with a read-only broadcast view as grad"
-    for _ in range(2):
-        _call(accumulate_grad, tensor, view, what=what,
-              explain=lambda error: _COPY_HINT if "read-only" in str(error) else None)
-    if not _close(tensor.grad, 2 * view):
-        raise CheckFailure(f"after {what}, tensor.grad is wrong: {_difference(tensor.grad, 2 * view)}.")
+    with own_work("accumulate_grad", accumulate_grad, None, also=_REFERENCE_BACKWARD):
+        rng = np.random.default_rng(seed)
+        for shape in ((2, 3), ()):
+            tensor = Tensor(random_array(shape, rng), requires_grad=True)
+            first, second = random_array(shape, rng), random_array(shape, rng)
+            first_kept = first.copy()
+            where = f"a tensor of shape {shape}"
+            _call(accumulate_grad, tensor, first,
+                  what=f"accumulate_grad(tensor, grad) on {where} with .grad None")
+            got = tensor.grad
+            if got is None:
+                raise CheckFailure(
+                    f"after accumulate_grad(tensor, grad) on {where}, tensor.grad is still None.\n"
+                    "  Hint: when tensor.grad is None, store (a copy of) grad in it."
+                )
+            if isinstance(got, Tensor):
+                raise CheckFailure(
+                    f"after accumulate_grad on {where}, tensor.grad is a Tensor; .grad holds a NumPy "
+                    "array.\n  Hint: grad is already an array: store np.array(grad)."
+                )
+            if not np.array_equal(first, first_kept):
+                raise CheckFailure(
+                    f"accumulate_grad on {where} changed the array grad that it was given.\n"
+                    f"  Hint: {_COPY_HINT}"
+                )
+            if not _close(got, first_kept):
+                raise CheckFailure(
+                    f"after one accumulate_grad(tensor, grad) on {where}, tensor.grad is wrong: "
+                    f"{_difference(got, first_kept)}.\n"
+                    "  Hint: with .grad None, the result is grad itself."
+                )
+            if isinstance(got, np.ndarray) and np.shares_memory(got, first):
+                raise CheckFailure(
+                    f"after accumulate_grad(tensor, grad) on {where}, tensor.grad is the array grad "
+                    f"itself (or a view of it), not a copy.\n  Hint: {_COPY_HINT}"
+                )
+            _call(accumulate_grad, tensor, second, what=f"a second accumulate_grad on {where}")
+            total = first_kept + second
+            if not _close(tensor.grad, total):
+                hint = ("tensor.grad was replaced by the new grad: add it (tensor.grad + grad) instead."
+                        if _close(tensor.grad, second) else None)
+                raise CheckFailure(
+                    f"after two accumulate_grad calls on {where}, tensor.grad should be the sum of both "
+                    f"grads: {_difference(tensor.grad, total)}." + (f"\n  Hint: {hint}" if hint else "")
+                )
+        tensor = Tensor(np.zeros((2, 3)), requires_grad=True)
+        view = np.broadcast_to(np.arange(3.0), (2, 3))  # read-only, as a Sum's backward hands it on
+        what = "accumulate_grad called twice with a read-only broadcast view as grad"
+        for _ in range(2):
+            _call(accumulate_grad, tensor, view, what=what,
+                  explain=lambda error: _COPY_HINT if "read-only" in str(error) else None)
+        if not _close(tensor.grad, 2 * view):
+            raise CheckFailure(f"after {what}, tensor.grad is wrong: {_difference(tensor.grad, 2 * view)}.")
 
 
 # --- backward --------------------------------------------------------------------------------------
@@ -676,12 +684,13 @@ def check_backward_pass(
     gradients, every other tensor with autodiff_ref; no two ``.grad`` may share memory; then a
     second call must double every gradient.
     """
-    rng = np.random.default_rng(seed)
-    graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + ((_CHAIN_GRAPH,) if deep else ())
-    runs = [_check_first_backward(backward, _build(graph, rng), rng) for graph in graphs]
-    for run in runs:
-        if run.built.graph is not _CHAIN_GRAPH:
-            _check_second_backward(backward, run)
+    with own_work("backward", backward, _reference_backward, also=_REFERENCE_BACKWARD):
+        rng = np.random.default_rng(seed)
+        graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + ((_CHAIN_GRAPH,) if deep else ())
+        runs = [_check_first_backward(backward, _build(graph, rng), rng) for graph in graphs]
+        for run in runs:
+            if run.built.graph is not _CHAIN_GRAPH:
+                _check_second_backward(backward, run)
 
 
 def _reference_backward(root: Tensor, grad: Any = None) -> None:
@@ -789,44 +798,45 @@ def check_numeric_gradient(numeric_gradient: Callable[..., Any], *, seed: int = 
     float64, and ``x`` is left unchanged. Tried on a matrix, with ``eps=1e-3`` (where a one-sided
     difference is visibly off), on a 0-d array and on an integer array.
     """
-    rng = np.random.default_rng(seed)
-    for case in _NUMERIC_CASES:
-        x = case.x(rng)
-        kept = x.copy()
-        what = f"numeric_gradient(f, x, eps={case.eps:g}) for {case.text}"
-        got = _call(numeric_gradient, case.f, x, case.eps, what=what)
-        if not np.array_equal(x, kept) or x.dtype != kept.dtype:
+    with own_work("numeric_gradient", numeric_gradient, numeric_grad):
+        rng = np.random.default_rng(seed)
+        for case in _NUMERIC_CASES:
+            x = case.x(rng)
+            kept = x.copy()
+            what = f"numeric_gradient(f, x, eps={case.eps:g}) for {case.text}"
+            got = _call(numeric_gradient, case.f, x, case.eps, what=what)
+            if not np.array_equal(x, kept) or x.dtype != kept.dtype:
+                raise CheckFailure(
+                    f"{what} changed x.\n  Hint: work on a float64 copy (np.array(x, dtype=np.float64)) "
+                    "and put each element back after nudging it."
+                )
+            if isinstance(got, Tensor):
+                got = got.data
+            try:
+                got = np.asarray(got, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise CheckFailure(f"{what} returned {got!r}; it should return an array.") from None
+            expected = case.derivative(np.asarray(kept, dtype=np.float64))
+            if _close(got, expected):
+                continue
+            hint = None
+            if got.shape != expected.shape:
+                hint = "return one derivative per element of x, in an array of x's shape."
+            elif kept.dtype.kind in "iu":
+                hint = ("x holds integers, and x + 1e-6 stored back in an integer array is x again: "
+                        "make a float64 copy of x first.")
+            elif _close(got, _one_sided(case.f, kept, case.eps), rtol=1e-4) or _close(
+                    got, -_one_sided(case.f, kept, -case.eps), rtol=1e-4):
+                hint = ("this is a one-sided difference, (f(x + eps) - f(x)) / eps, whose error shrinks "
+                        "only like eps. Use the central difference (f(x + eps) - f(x - eps)) / (2 eps).")
+            elif _close(got, 2 * expected):
+                hint = "every value is twice too big: divide by 2 * eps, the distance between x - eps and x + eps."
+            else:
+                hint = guess_mistake(got, expected)
             raise CheckFailure(
-                f"{what} changed x.\n  Hint: work on a float64 copy (np.array(x, dtype=np.float64)) "
-                "and put each element back after nudging it."
+                f"{what} is wrong (expected: the exact derivative): {_difference(got, expected)}."
+                + (f"\n  Hint: {hint}" if hint else "")
             )
-        if isinstance(got, Tensor):
-            got = got.data
-        try:
-            got = np.asarray(got, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise CheckFailure(f"{what} returned {got!r}; it should return an array.") from None
-        expected = case.derivative(np.asarray(kept, dtype=np.float64))
-        if _close(got, expected):
-            continue
-        hint = None
-        if got.shape != expected.shape:
-            hint = "return one derivative per element of x, in an array of x's shape."
-        elif kept.dtype.kind in "iu":
-            hint = ("x holds integers, and x + 1e-6 stored back in an integer array is x again: "
-                    "make a float64 copy of x first.")
-        elif _close(got, _one_sided(case.f, kept, case.eps), rtol=1e-4) or _close(
-                got, -_one_sided(case.f, kept, -case.eps), rtol=1e-4):
-            hint = ("this is a one-sided difference, (f(x + eps) - f(x)) / eps, whose error shrinks "
-                    "only like eps. Use the central difference (f(x + eps) - f(x - eps)) / (2 eps).")
-        elif _close(got, 2 * expected):
-            hint = "every value is twice too big: divide by 2 * eps, the distance between x - eps and x + eps."
-        else:
-            hint = guess_mistake(got, expected)
-        raise CheckFailure(
-            f"{what} is wrong (expected: the exact derivative): {_difference(got, expected)}."
-            + (f"\n  Hint: {hint}" if hint else "")
-        )
 
 
 # --- gradcheck ----------------------------------------------------------------------------------------
@@ -891,7 +901,7 @@ def _check_accepts(gradcheck: Callable[..., Any], text: str, f: Callable[..., Te
     kind = "Tensors" if as_tensors else "arrays"
     what = f"gradcheck(f, ...) on {text} (inputs given as {kind})"
     try:
-        result = gradcheck(f, *inputs)
+        result = watched(gradcheck, f, *inputs)
     except AssertionError as error:
         float32 = any(a.dtype == np.float32 for a in arrays)
         hint = ("the inputs are float32, where x + 1e-6 barely differs from x: copy every input to "
@@ -921,7 +931,7 @@ def _check_rejects(gradcheck: Callable[..., Any], text: str, f: Callable[..., Te
                    arrays: tuple[np.ndarray, ...], wrong_input: int, hint: str) -> None:
     what = f"gradcheck(f, ...) on {text}"
     try:
-        result = gradcheck(f, *_gradcheck_inputs(arrays, True))
+        result = watched(gradcheck, f, *_gradcheck_inputs(arrays, True))
     except AssertionError as error:
         message = str(error)
         if not re.search(rf"\binput {wrong_input}\b", message):
@@ -952,36 +962,37 @@ def check_gradcheck(gradcheck: Callable[..., Any], *, seed: int = 0) -> None:
     for its second input, and a transpose and a reversal whose backwards forget to transpose or
     reverse, which only a random projection of the output catches.
     """
-    rng = np.random.default_rng(seed)
-    correct = (
-        ("f(a, b) = exp(a * b), a of shape (2, 3), b of shape (3,)",
-         lambda a, b: (a * b).exp(), (random_array((2, 3), rng, "unit"), random_array((3,), rng))),
-        ("f(x) = tanh(x @ x.T), x used twice", lambda x: (x @ x.T).tanh(), (random_array((2, 3), rng, "unit"),)),
-        ("f(x) = logsumexp(x, axis=1), a scalar per row", lambda x: x.logsumexp(axis=1),
-         (random_array((3, 4), rng),)),
-        ("f(x) = (x * x).sum(), a scalar output", lambda x: (x * x).sum(), (random_array((3,), rng),)),
-        ("f(a, b) = 2 * a, b unused", lambda a, b: 2 * a,
-         (random_array((3,), rng), random_array((2,), rng))),
-        ("f(x) = exp(x * x).sum() on float32 x", lambda x: (x * x).exp().sum(),
-         (random_array((3,), rng, "unit").astype(np.float32),)),
-    )
-    for index, (text, f, arrays) in enumerate(correct):
-        _check_accepts(gradcheck, text, f, arrays, as_tensors=index % 2 == 0)
-        _check_accepts(gradcheck, text, f, arrays, as_tensors=index % 2 == 1)
-    wrong = (
-        ("exp with its backward's sign flipped", lambda x: _ExpWithSignFlipped()(x),
-         (random_array((3,), rng),), 0,
-         "compare the analytic gradient from backward() with the numeric one, element by element."),
-        ("a * b with the gradient of b wrong (that of a is right)",
-         lambda a, b: _MulWithWrongSecondGradient()(a, b), (random_array((3,), rng), random_array((3,), rng)), 1,
-         "check every input, not only the first."),
-        ("a transpose of a 3 x 3 matrix whose backward forgets to transpose back",
-         lambda x: _TransposeThatForgets()(x), (random_array((3, 3), rng),), 0, _SUM_DIRECTION_HINT),
-        ("a reversal of a vector whose backward forgets to reverse",
-         lambda x: _ReverseThatForgets()(x), (random_array((5,), rng),), 0, _SUM_DIRECTION_HINT),
-    )
-    for text, f, arrays, wrong_input, hint in wrong:
-        _check_rejects(gradcheck, text, f, arrays, wrong_input, hint)
+    with own_work("gradcheck", gradcheck, reference_gradcheck):
+        rng = np.random.default_rng(seed)
+        correct = (
+            ("f(a, b) = exp(a * b), a of shape (2, 3), b of shape (3,)",
+             lambda a, b: (a * b).exp(), (random_array((2, 3), rng, "unit"), random_array((3,), rng))),
+            ("f(x) = tanh(x @ x.T), x used twice", lambda x: (x @ x.T).tanh(), (random_array((2, 3), rng, "unit"),)),
+            ("f(x) = logsumexp(x, axis=1), a scalar per row", lambda x: x.logsumexp(axis=1),
+             (random_array((3, 4), rng),)),
+            ("f(x) = (x * x).sum(), a scalar output", lambda x: (x * x).sum(), (random_array((3,), rng),)),
+            ("f(a, b) = 2 * a, b unused", lambda a, b: 2 * a,
+             (random_array((3,), rng), random_array((2,), rng))),
+            ("f(x) = exp(x * x).sum() on float32 x", lambda x: (x * x).exp().sum(),
+             (random_array((3,), rng, "unit").astype(np.float32),)),
+        )
+        for index, (text, f, arrays) in enumerate(correct):
+            _check_accepts(gradcheck, text, f, arrays, as_tensors=index % 2 == 0)
+            _check_accepts(gradcheck, text, f, arrays, as_tensors=index % 2 == 1)
+        wrong = (
+            ("exp with its backward's sign flipped", lambda x: _ExpWithSignFlipped()(x),
+             (random_array((3,), rng),), 0,
+             "compare the analytic gradient from backward() with the numeric one, element by element."),
+            ("a * b with the gradient of b wrong (that of a is right)",
+             lambda a, b: _MulWithWrongSecondGradient()(a, b), (random_array((3,), rng), random_array((3,), rng)), 1,
+             "check every input, not only the first."),
+            ("a transpose of a 3 x 3 matrix whose backward forgets to transpose back",
+             lambda x: _TransposeThatForgets()(x), (random_array((3, 3), rng),), 0, _SUM_DIRECTION_HINT),
+            ("a reversal of a vector whose backward forgets to reverse",
+             lambda x: _ReverseThatForgets()(x), (random_array((5,), rng),), 0, _SUM_DIRECTION_HINT),
+        )
+        for text, f, arrays, wrong_input, hint in wrong:
+            _check_rejects(gradcheck, text, f, arrays, wrong_input, hint)
 
 
 # --- Hessian-vector products --------------------------------------------------------------------------
@@ -1050,30 +1061,31 @@ def check_hvp(hvp: Callable[..., Any], *, seed: int = 0) -> None:
     non-symmetric matrix, elementwise tanh cubes, logsumexp, a matrix input and the Rosenbrock
     function.
     """
-    rng = np.random.default_rng(seed)
-    eps = 1e-5  # a difference of exact gradients: truncation ~ eps**2, round-off ~ 1e-16 / eps
-    for case in _HVP_CASES:
-        x = random_array(case.shape, rng, case.domain)
-        v = rng.standard_normal(case.shape)
-        x_kept, v_kept = x.copy(), v.copy()
-        what = f"hvp(f, x, v) for {case.text}"
-        got = _call(hvp, case.f, x, v, what=what)
-        if not (np.array_equal(x, x_kept) and np.array_equal(v, v_kept)):
-            raise CheckFailure(f"{what} changed x or v.\n  Hint: leave the arrays you are given as they are.")
-        if isinstance(got, Tensor):
-            got = got.data
-        try:
-            got = np.asarray(got, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise CheckFailure(f"{what} returned {got!r}; it should return a Tensor or an array.") from None
-        numeric = (_gradient_array(case.f, x_kept + eps * v_kept)
-                   - _gradient_array(case.f, x_kept - eps * v_kept)) / (2 * eps)
-        if not _close(got, numeric):
-            hint = _hvp_hint(case, got, x_kept, v_kept, numeric)
-            raise CheckFailure(
-                f"{what} is wrong (expected: central differences of the gradient along v): "
-                f"{_difference(got, numeric)}." + (f"\n  Hint: {hint}" if hint else "")
-            )
+    with own_work("hvp", hvp, _reference_hvp):
+        rng = np.random.default_rng(seed)
+        eps = 1e-5  # a difference of exact gradients: truncation ~ eps**2, round-off ~ 1e-16 / eps
+        for case in _HVP_CASES:
+            x = random_array(case.shape, rng, case.domain)
+            v = rng.standard_normal(case.shape)
+            x_kept, v_kept = x.copy(), v.copy()
+            what = f"hvp(f, x, v) for {case.text}"
+            got = _call(hvp, case.f, x, v, what=what)
+            if not (np.array_equal(x, x_kept) and np.array_equal(v, v_kept)):
+                raise CheckFailure(f"{what} changed x or v.\n  Hint: leave the arrays you are given as they are.")
+            if isinstance(got, Tensor):
+                got = got.data
+            try:
+                got = np.asarray(got, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise CheckFailure(f"{what} returned {got!r}; it should return a Tensor or an array.") from None
+            numeric = (_gradient_array(case.f, x_kept + eps * v_kept)
+                       - _gradient_array(case.f, x_kept - eps * v_kept)) / (2 * eps)
+            if not _close(got, numeric):
+                hint = _hvp_hint(case, got, x_kept, v_kept, numeric)
+                raise CheckFailure(
+                    f"{what} is wrong (expected: central differences of the gradient along v): "
+                    f"{_difference(got, numeric)}." + (f"\n  Hint: {hint}" if hint else "")
+                )
 
 
 def hvp_or_reference(hvp: Callable[..., Any]) -> Callable[..., Any]:

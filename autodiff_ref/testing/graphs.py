@@ -36,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..graph import topological_order as reference_topological_order
-from .core import ATOL, RTOL, CheckFailure, where_raised
+from .core import ATOL, RTOL, CheckFailure, own_work, watched, where_raised
 
 __all__ = [
     "GRAPH_OPS",
@@ -107,7 +107,7 @@ def _describe(node: Any) -> str:
 def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
     """``function(*args)``; whatever goes wrong becomes a CheckFailure that names the case."""
     try:
-        return function(*args)
+        return watched(function, *args)
     except CheckFailure:
         raise
     except RecursionError:
@@ -460,16 +460,17 @@ def check_topological_order(
     diamonds (a walk that does not skip visited nodes makes 65,536 visits there and fails on the
     count), the random graphs with the given seeds, and (``deep``) a 10,000-node chain.
     """
-    single = leaf(2.0, "x")
-    cases = [(single, "a graph that is a single leaf")]
-    for build in (_graph_z, _graph_twice, _graph_diamond, _graph_sigmoid, _graph_shared_deep, _graph_stacked_diamonds):
-        cases.append(build(leaf, op_node))
-    cases += [_graph_random(leaf, op_node, seed) for seed in random_graphs]
-    if deep:
-        cases.append(_graph_chain(leaf, op_node))
-    for root, what in cases:
-        order = _call(topological_order, root, what=f"topological_order(root) for {what}")
-        _check_order(order, root, what)
+    with own_work("topological_order", topological_order, reference_topological_order):
+        single = leaf(2.0, "x")
+        cases = [(single, "a graph that is a single leaf")]
+        for build in (_graph_z, _graph_twice, _graph_diamond, _graph_sigmoid, _graph_shared_deep, _graph_stacked_diamonds):
+            cases.append(build(leaf, op_node))
+        cases += [_graph_random(leaf, op_node, seed) for seed in random_graphs]
+        if deep:
+            cases.append(_graph_chain(leaf, op_node))
+        for root, what in cases:
+            order = _call(topological_order, root, what=f"topological_order(root) for {what}")
+            _check_order(order, root, what)
 
 
 # --- evaluating a graph ---------------------------------------------------------------------------
@@ -567,26 +568,27 @@ def check_evaluate(
     each call: a graph with n op nodes must cost at most n op calls, so shared nodes are
     computed once.
     """
-    cases = [_graph_z(leaf, op_node)]
-    for build in (_graph_twice, _graph_diamond, _graph_sigmoid, _graph_shared_deep, _graph_stacked_diamonds):
-        cases.append(build(leaf, op_node))
-    cases += [_graph_random(leaf, op_node, seed) for seed in random_graphs]
-    for root, what in cases:
-        _check_evaluation(evaluate, root, what, ops)
+    with own_work("evaluate", evaluate, None, also=(as_values,)):
+        cases = [_graph_z(leaf, op_node)]
+        for build in (_graph_twice, _graph_diamond, _graph_sigmoid, _graph_shared_deep, _graph_stacked_diamonds):
+            cases.append(build(leaf, op_node))
+        cases += [_graph_random(leaf, op_node, seed) for seed in random_graphs]
+        for root, what in cases:
+            _check_evaluation(evaluate, root, what, ops)
 
-    root, what = _graph_z(leaf, op_node)
-    _check_evaluation(evaluate, root, what, ops)
-    a, b, c = root.inputs[0].inputs + (root.inputs[1],)
-    a.value, b.value, c.value = 10.0, 4.0, -1.0
-    again = f"{what}, called again after the leaves changed to a = 10, b = 4, c = -1"
-    try:
-        _check_evaluation(evaluate, root, again, ops)
-    except CheckFailure as failure:
-        raise CheckFailure(
-            f"{failure}\n  The first call was right, so evaluate kept a value from it: recompute every "
-            "op node on every call, even when it already holds a value."
-        ) from None
-
-    if deep:
-        root, what = _graph_chain(leaf, op_node)
+        root, what = _graph_z(leaf, op_node)
         _check_evaluation(evaluate, root, what, ops)
+        a, b, c = root.inputs[0].inputs + (root.inputs[1],)
+        a.value, b.value, c.value = 10.0, 4.0, -1.0
+        again = f"{what}, called again after the leaves changed to a = 10, b = 4, c = -1"
+        try:
+            _check_evaluation(evaluate, root, again, ops)
+        except CheckFailure as failure:
+            raise CheckFailure(
+                f"{failure}\n  The first call was right, so evaluate kept a value from it: recompute every "
+                "op node on every call, even when it already holds a value."
+            ) from None
+
+        if deep:
+            root, what = _graph_chain(leaf, op_node)
+            _check_evaluation(evaluate, root, what, ops)

@@ -35,7 +35,7 @@ import numpy as np
 from ..gradcheck import numeric_grad
 from ..graph import topological_order
 from ..scalar import Value as ReferenceValue
-from .core import ATOL, RTOL, CheckFailure, passed, random_array
+from .core import ATOL, RTOL, CheckFailure, own_work, passed, random_array, watched
 
 __all__ = [
     "SCALAR_OPS",
@@ -208,6 +208,26 @@ SCALAR_OPS: dict[str, _Op] = {
 _EXPONENTS = (2.0, 3.0, -1.0, 0.5, -1.5)
 
 
+# The methods of the reference Value that implement each op: the learner's class may not use them.
+_METHODS: dict[str, tuple[str, ...]] = {
+    "add": ("__add__", "__radd__"),
+    "sub": ("__sub__", "__rsub__"),
+    "mul": ("__mul__", "__rmul__"),
+    "div": ("__truediv__", "__rtruediv__"),
+    "pow": ("__pow__",),
+    "neg": ("__neg__",),
+    "exp": ("exp",),
+    "log": ("log",),
+    "tanh": ("tanh",),
+    "relu": ("relu",),
+    "sigmoid": ("sigmoid",),
+}
+
+
+def _name_of(ValueClass: Any) -> str:
+    return getattr(ValueClass, "__name__", "Value")
+
+
 def _op_named(op_name: str) -> _Op:
     if op_name not in SCALAR_OPS:
         raise ValueError(f"unknown op {op_name!r}; the ops are {', '.join(SCALAR_OPS)}")
@@ -334,7 +354,7 @@ def _not_written_yet(what: str) -> CheckFailure:
 
 def _apply(op_name: str, op: _Op, operands: list[Any], form: str, text: str) -> Any:
     try:
-        return op.apply(*operands)
+        return watched(op.apply, *operands)
     except NotImplementedError as error:
         raise _not_written_yet(f"{op_name}: {text}") from error
     except TypeError as error:
@@ -415,23 +435,24 @@ def check_value_op(
     exponent)``), to check chosen edge values instead.
     """
     op = _op_named(op_name)
-    if points is None:
-        if trials is None:
-            trials = len(_EXPONENTS) if op_name == "pow" else 3
-        rng = np.random.default_rng(seed)
-        draws = [_random_operands(op, rng, trial) for trial in range(trials)]
-    else:
-        draws = [tuple(float(x) for x in point) for point in points]
-        wrong = [point for point in draws if len(point) != len(op.domains)]
-        if wrong:
-            raise ValueError(f"{op_name} takes {len(op.domains)} operand(s) per point, got {wrong[0]}")
-        if op_name == "pow":
-            wrong = [(base, n) for base, n in draws if base < 0 and not n.is_integer()]
+    with own_work(_name_of(ValueClass), ValueClass, ReferenceValue, methods=_METHODS[op_name]):
+        if points is None:
+            if trials is None:
+                trials = len(_EXPONENTS) if op_name == "pow" else 3
+            rng = np.random.default_rng(seed)
+            draws = [_random_operands(op, rng, trial) for trial in range(trials)]
+        else:
+            draws = [tuple(float(x) for x in point) for point in points]
+            wrong = [point for point in draws if len(point) != len(op.domains)]
             if wrong:
-                raise ValueError(f"pow: a fractional exponent needs a positive base, got {wrong[0]}")
-    for form in op.forms:
-        for values in draws:
-            _check_case(ValueClass, op_name, op, form, values)
+                raise ValueError(f"{op_name} takes {len(op.domains)} operand(s) per point, got {wrong[0]}")
+            if op_name == "pow":
+                wrong = [(base, n) for base, n in draws if base < 0 and not n.is_integer()]
+                if wrong:
+                    raise ValueError(f"pow: a fractional exponent needs a positive base, got {wrong[0]}")
+        for form in op.forms:
+            for values in draws:
+                _check_case(ValueClass, op_name, op, form, values)
 
 
 # --- check_backward --------------------------------------------------------------------------------
@@ -591,7 +612,7 @@ def _backward_hint(root: Any, leaves: dict[str, Any], got: dict[str, float]) -> 
 
 def _run_backward(root: Any, text: str) -> None:
     try:
-        root.backward()
+        watched(root.backward)
     except NotImplementedError as error:
         raise _not_written_yet("backward()") from error
     except RecursionError as error:
@@ -691,13 +712,14 @@ def check_backward(ValueClass: type, *, seed: int = 0) -> None:
     ``.grad`` must be 1. Then a second ``backward()`` on each graph must double every leaf's
     ``.grad``: gradients accumulate across calls.
     """
-    rng = np.random.default_rng(seed)
-    checked = []
-    for graph in _GRAPHS:
-        leaf_data = tuple(round(float(x), 3) for x in random_array((len(graph.leaf_names),), rng))
-        checked.append(_check_first_backward(ValueClass, graph, leaf_data))
-    for graph in checked:
-        _check_second_backward(graph)
+    with own_work(_name_of(ValueClass), ValueClass, ReferenceValue, methods=("backward",)):
+        rng = np.random.default_rng(seed)
+        checked = []
+        for graph in _GRAPHS:
+            leaf_data = tuple(round(float(x), 3) for x in random_array((len(graph.leaf_names),), rng))
+            checked.append(_check_first_backward(ValueClass, graph, leaf_data))
+        for graph in checked:
+            _check_second_backward(graph)
 
 
 def check_expression(
@@ -711,41 +733,42 @@ def check_expression(
     reference Values; the root's data and, after ``backward()``, every leaf's ``.grad`` must
     match both the reference engine and a numeric gradient.
     """
-    names = tuple(leaf_data)
-    values = tuple(float(leaf_data[name]) for name in names)
-    where = ", ".join(f"{name} = {value:g}" for name, value in zip(names, values))
-    text = f"{text} with {where}"
+    with own_work(_name_of(ValueClass), ValueClass, ReferenceValue, methods=("backward",)):
+        names = tuple(leaf_data)
+        values = tuple(float(leaf_data[name]) for name in names)
+        where = ", ".join(f"{name} = {value:g}" for name, value in zip(names, values))
+        text = f"{text} with {where}"
 
-    leaves = {name: ValueClass(value) for name, value in zip(names, values)}
-    try:
-        out = build(**leaves)
-    except NotImplementedError as error:
-        raise _not_written_yet(f"an op in {text}") from error
-    except Exception as error:
-        raise CheckFailure(f"computing {text} raised {type(error).__name__}: {error}") from error
-    reference_leaves = {name: ReferenceValue(value) for name, value in zip(names, values)}
-    reference_out = build(**reference_leaves)
-    _assert_number(getattr(out, "data", out), reference_out.data, f"the value of {text}")
+        leaves = {name: ValueClass(value) for name, value in zip(names, values)}
+        try:
+            out = watched(build, **leaves)
+        except NotImplementedError as error:
+            raise _not_written_yet(f"an op in {text}") from error
+        except Exception as error:
+            raise CheckFailure(f"computing {text} raised {type(error).__name__}: {error}") from error
+        reference_leaves = {name: ReferenceValue(value) for name, value in zip(names, values)}
+        reference_out = build(**reference_leaves)
+        _assert_number(getattr(out, "data", out), reference_out.data, f"the value of {text}")
 
-    def on_reference(*xs: np.ndarray) -> float:
-        return build(**{name: ReferenceValue(float(x)) for name, x in zip(names, xs)}).data
+        def on_reference(*xs: np.ndarray) -> float:
+            return build(**{name: ReferenceValue(float(x)) for name, x in zip(names, xs)}).data
 
-    numeric = dict(zip(names, (float(g) for g in numeric_grad(on_reference, *values))))
-    reference_out.backward()
-    _run_backward(out, text)
-    got = _leaf_grads(leaves, f"after backward() on {text}")
-    agrees = all(
-        _is_close(got[name], numeric[name]) and _is_close(got[name], reference_leaves[name].grad)
-        for name in names
-    )
-    if not agrees:
-        hint = _backward_hint(out, leaves, got)
-        raise CheckFailure(
-            f"backward() on {text} left wrong gradients in the leaves (expected: numeric "
-            "gradient, which the reference engine matches):\n"
-            + _leaf_table(got, numeric)
-            + (f"\n  Hint: {hint}" if hint else "")
+        numeric = dict(zip(names, (float(g) for g in numeric_grad(on_reference, *values))))
+        reference_out.backward()
+        _run_backward(out, text)
+        got = _leaf_grads(leaves, f"after backward() on {text}")
+        agrees = all(
+            _is_close(got[name], numeric[name]) and _is_close(got[name], reference_leaves[name].grad)
+            for name in names
         )
+        if not agrees:
+            hint = _backward_hint(out, leaves, got)
+            raise CheckFailure(
+                f"backward() on {text} left wrong gradients in the leaves (expected: numeric "
+                "gradient, which the reference engine matches):\n"
+                + _leaf_table(got, numeric)
+                + (f"\n  Hint: {hint}" if hint else "")
+            )
 
 
 # --- for the cells that use the engine -------------------------------------------------------------

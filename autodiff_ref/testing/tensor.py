@@ -26,7 +26,7 @@ import numpy as np
 from .. import ops
 from ..gradcheck import numeric_grad
 from ..tensor import Function, Tensor
-from .core import ATOL, RTOL, CheckFailure, as_shapes, assert_close, passed, random_array, where_raised
+from .core import ATOL, RTOL, CheckFailure, as_shapes, assert_close, own_work, passed, random_array, watched, where_raised
 
 __all__ = ["DOMAINS", "UNBROADCAST_CASES", "check_function", "check_unbroadcast"]
 
@@ -124,7 +124,7 @@ def _swap_last(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _run(what: str, case: str, function: Callable[[], Any], hint: str | None = None) -> Any:
     """Run learner code; turn what it raises into a CheckFailure that names the op and the case."""
     try:
-        return function()
+        return watched(function)
     except CheckFailure:
         raise
     except NotImplementedError as error:
@@ -573,56 +573,61 @@ def check_function(
             f"check_function needs a subclass of autodiff_ref.Function, got {op_class!r}; "
             "define the op as `class Name(Function):`"
         )
-    op = op_class(*args, **kwargs)
-    label = _label(op)
-    shapes = as_shapes(shapes)
-    reference_op = _resolve_reference(type(op), reference, args, kwargs)
-    if domain is None:
-        domains = DOMAINS.get(reference_op.name, ("real",) * len(shapes))
-    else:
-        domains = (domain,) * len(shapes) if isinstance(domain, str) else tuple(domain)
-    if len(domains) != len(shapes):
-        raise ValueError(f"{len(shapes)} shapes but {len(domains)} domains for {label}")
-    names = _input_names(type(op), len(shapes))
-    shown = _show_shapes(names, shapes)
+    reference_op = _resolve_reference(op_class, reference, args, kwargs)
+    # The exercise is the backward; a subclass of the reference op may inherit its forward.
+    reference_class = type(reference_op.op) if reference_op.op is not None else None
+    if reference_class is not None and reference_class.__module__ != ops.__name__:
+        reference_class = None  # the caller's own reference (a test's), not one a learner could import
+    with own_work(op_class.__name__, op_class, reference_class, methods=("backward",)):
+        op = op_class(*args, **kwargs)
+        label = _label(op)
+        shapes = as_shapes(shapes)
+        if domain is None:
+            domains = DOMAINS.get(reference_op.name, ("real",) * len(shapes))
+        else:
+            domains = (domain,) * len(shapes) if isinstance(domain, str) else tuple(domain)
+        if len(domains) != len(shapes):
+            raise ValueError(f"{len(shapes)} shapes but {len(domains)} domains for {label}")
+        names = _input_names(type(op), len(shapes))
+        shown = _show_shapes(names, shapes)
 
-    rng = np.random.default_rng(seed)
-    arrays = [_draw(shape, rng, where) for shape, where in zip(shapes, domains)]
-    inputs = [Tensor(x, requires_grad=True) for x in arrays]
-    node = _run(f"{label}.forward", shown, lambda: op(*inputs))
-    for name, x, tensor in zip(names, arrays, inputs):
-        if not np.array_equal(tensor.data, x):
-            raise CheckFailure(
-                f"{label}.forward changed its input {name} in place; compute a new array instead "
-                "(`a + b`, not `a += b`)."
-            )
-    expected = reference_op.forward(*[x.copy() for x in arrays])
-    weights = random_array(expected.shape, rng, "real")
-    numeric = numeric_grad(lambda *xs: np.sum(weights * reference_op.forward(*xs)), *arrays)
-    case = _Case(label, op, names, arrays, expected, weights, numeric, reference_op, atol, rtol)
+        rng = np.random.default_rng(seed)
+        arrays = [_draw(shape, rng, where) for shape, where in zip(shapes, domains)]
+        inputs = [Tensor(x, requires_grad=True) for x in arrays]
+        node = _run(f"{label}.forward", shown, lambda: op(*inputs))
+        for name, x, tensor in zip(names, arrays, inputs):
+            if not np.array_equal(tensor.data, x):
+                raise CheckFailure(
+                    f"{label}.forward changed its input {name} in place; compute a new array instead "
+                    "(`a + b`, not `a += b`)."
+                )
+        expected = reference_op.forward(*[x.copy() for x in arrays])
+        weights = random_array(expected.shape, rng, "real")
+        numeric = numeric_grad(lambda *xs: np.sum(weights * reference_op.forward(*xs)), *arrays)
+        case = _Case(label, op, names, arrays, expected, weights, numeric, reference_op, atol, rtol)
 
-    got = np.asarray(node.data, dtype=np.float64)
-    _compare(case, got, expected, f"{label}.forward ({shown}): the output", lambda: _forward_hint(case, got))
+        got = np.asarray(node.data, dtype=np.float64)
+        _compare(case, got, expected, f"{label}.forward ({shown}): the output", lambda: _forward_hint(case, got))
 
-    # out_grad requires grad, so a gradient built from it with Tensor operations does too.
-    out_grad = Tensor(weights, requires_grad=True)
-    returned = _run(
-        f"{label}.backward", shown, lambda: op.backward(out_grad, node),
-        hint=_backward_error_hint(op, reference_op, shapes, expected.shape),
-    )
-    grads = _gradient_list(returned, label, names)
-    for i, (name, grad) in enumerate(zip(names, grads)):
-        what = f"{label}.backward ({shown}): the gradient for input {i} ({name})"
-        if grad is None:
-            raise CheckFailure(
-                f"{what} is None, but {name} requires a gradient (None is only for an input that "
-                "does not require grad)."
-            )
-        grad = _require_tensor(grad, what)
-        got_grad = np.asarray(grad.data, dtype=np.float64)
-        _compare(case, got_grad, numeric[i], what, lambda: _gradient_hint(case, i, got_grad))
-        _require_graph(grad, what, "out_grad")
-    passed(f"{label}: forward matches {reference_op.description}, backward matches numeric gradients ({shown})")
+        # out_grad requires grad, so a gradient built from it with Tensor operations does too.
+        out_grad = Tensor(weights, requires_grad=True)
+        returned = _run(
+            f"{label}.backward", shown, lambda: op.backward(out_grad, node),
+            hint=_backward_error_hint(op, reference_op, shapes, expected.shape),
+        )
+        grads = _gradient_list(returned, label, names)
+        for i, (name, grad) in enumerate(zip(names, grads)):
+            what = f"{label}.backward ({shown}): the gradient for input {i} ({name})"
+            if grad is None:
+                raise CheckFailure(
+                    f"{what} is None, but {name} requires a gradient (None is only for an input that "
+                    "does not require grad)."
+                )
+            grad = _require_tensor(grad, what)
+            got_grad = np.asarray(grad.data, dtype=np.float64)
+            _compare(case, got_grad, numeric[i], what, lambda: _gradient_hint(case, i, got_grad))
+            _require_graph(grad, what, "out_grad")
+        passed(f"{label}: forward matches {reference_op.description}, backward matches numeric gradients ({shown})")
 
 
 def _unbroadcast_recipe(grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> str:
@@ -677,17 +682,18 @@ def check_unbroadcast(
     added and over the axes where ``shape`` has 1 but ``grad`` has more, built from ``grad`` with
     Tensor operations.
     """
-    rng = np.random.default_rng(seed)
-    for grad_shape, shape in cases:
-        grad_shape, shape = tuple(grad_shape), tuple(shape)
-        g = random_array(grad_shape, rng, "real")
-        grad = Tensor(g, requires_grad=True)
-        what = f"unbroadcast(grad of shape {grad_shape}, {shape})"
-        result = _require_tensor(_run("unbroadcast", what, lambda: unbroadcast(grad, shape)), what)
-        got = np.asarray(result.data, dtype=np.float64)
-        expected = _sum_to_shape(g, shape)
-        if got.shape != expected.shape or not np.allclose(got, expected, atol=ATOL, rtol=RTOL):
-            assert_close(got, expected, what, hint=_unbroadcast_hint(grad_shape, shape, got))
-        _require_graph(result, what, "grad")
-    shown = ", ".join(f"{g} -> {s}" for g, s in cases)
-    passed(f"unbroadcast sums over added and stretched axes: {shown}")
+    with own_work("unbroadcast", unbroadcast, ops.unbroadcast):
+        rng = np.random.default_rng(seed)
+        for grad_shape, shape in cases:
+            grad_shape, shape = tuple(grad_shape), tuple(shape)
+            g = random_array(grad_shape, rng, "real")
+            grad = Tensor(g, requires_grad=True)
+            what = f"unbroadcast(grad of shape {grad_shape}, {shape})"
+            result = _require_tensor(_run("unbroadcast", what, lambda: unbroadcast(grad, shape)), what)
+            got = np.asarray(result.data, dtype=np.float64)
+            expected = _sum_to_shape(g, shape)
+            if got.shape != expected.shape or not np.allclose(got, expected, atol=ATOL, rtol=RTOL):
+                assert_close(got, expected, what, hint=_unbroadcast_hint(grad_shape, shape, got))
+            _require_graph(result, what, "grad")
+        shown = ", ".join(f"{g} -> {s}" for g, s in cases)
+        passed(f"unbroadcast sums over added and stretched axes: {shown}")

@@ -36,7 +36,7 @@ from ..graph import topological_order
 from ..optim import Adam as ReferenceAdam
 from ..optim import SGD as ReferenceSGD
 from ..tensor import Tensor, no_grad
-from .core import CheckFailure, assert_close, random_array, where_raised, yours_or_reference
+from .core import CheckFailure, assert_close, own_work, random_array, watched, where_raised, yours_or_reference
 
 __all__ = [
     "check_linear",
@@ -59,7 +59,7 @@ def _call(description: str, function: Callable[..., Any], *args: Any, hint: str 
           **kwargs: Any) -> Any:
     """Run learner code; turn any exception into a CheckFailure that names the case."""
     try:
-        return function(*args, **kwargs)
+        return watched(function, *args, **kwargs)
     except CheckFailure:
         raise
     except NotImplementedError as error:
@@ -306,17 +306,18 @@ def check_linear(LinearClass: type, *, cases: Sequence[tuple[int, int, tuple[int
     come from ``rng``; and an input with the wrong number of features raises the layer's own
     ValueError naming both numbers.
     """
-    rng = np.random.default_rng(seed)
-    for in_features, out_features, input_shape in cases:
-        text = f"Linear({in_features}, {out_features})"
-        layer = _make_linear(LinearClass, in_features, out_features, int(rng.integers(1 << 30)))
-        weight, bias = _linear_parameters(layer, in_features, out_features, text)
-        bias.data = random_array((out_features,), rng)  # a zero bias would hide a missing one
-        x = random_array(tuple(input_shape), rng)
-        _check_linear_forward(layer, weight, bias, x, text)
-        _check_linear_gradients(layer, weight, bias, x, text, rng)
-    _check_initialisation(LinearClass, seed)
-    _check_feature_error(LinearClass)
+    with own_work("Linear", LinearClass, nn.Linear, methods=("__init__", "forward")):
+        rng = np.random.default_rng(seed)
+        for in_features, out_features, input_shape in cases:
+            text = f"Linear({in_features}, {out_features})"
+            layer = _make_linear(LinearClass, in_features, out_features, int(rng.integers(1 << 30)))
+            weight, bias = _linear_parameters(layer, in_features, out_features, text)
+            bias.data = random_array((out_features,), rng)  # a zero bias would hide a missing one
+            x = random_array(tuple(input_shape), rng)
+            _check_linear_forward(layer, weight, bias, x, text)
+            _check_linear_gradients(layer, weight, bias, x, text, rng)
+        _check_initialisation(LinearClass, seed)
+        _check_feature_error(LinearClass)
 
 
 # --- cross-entropy ---------------------------------------------------------------------------------
@@ -446,14 +447,15 @@ def check_cross_entropy(fn: Callable[..., Any], *, shapes: Sequence[tuple[int, i
     loss and gradient must stay finite and right. With ``from_scratch`` the graph of the loss
     may not use the engine's ``LogSumExp``, ``LogSoftmax`` or ``NLLLoss``.
     """
-    rng = np.random.default_rng(seed)
-    for n_rows, n_classes in shapes:
-        logits = rng.normal(scale=2.0, size=(n_rows, n_classes))
-        labels = rng.integers(0, n_classes, size=n_rows)
-        description = f"random logits of shape ({n_rows}, {n_classes})"
-        _check_cross_entropy_case(fn, logits, labels, description, None, from_scratch)
-    for description, logits, labels, hint in _stability_cases(rng):
-        _check_cross_entropy_case(fn, logits, labels, description, hint, from_scratch)
+    with own_work("cross_entropy", fn, nn.cross_entropy):
+        rng = np.random.default_rng(seed)
+        for n_rows, n_classes in shapes:
+            logits = rng.normal(scale=2.0, size=(n_rows, n_classes))
+            labels = rng.integers(0, n_classes, size=n_rows)
+            description = f"random logits of shape ({n_rows}, {n_classes})"
+            _check_cross_entropy_case(fn, logits, labels, description, None, from_scratch)
+        for description, logits, labels, hint in _stability_cases(rng):
+            _check_cross_entropy_case(fn, logits, labels, description, hint, from_scratch)
 
 
 # --- optimizers ------------------------------------------------------------------------------------
@@ -626,10 +628,11 @@ def check_sgd(SGDClass: type, *, seed: int = 0) -> None:
     decay, three with both, and four on two array parameters, one of which gets no gradient
     (``grad`` None, to be skipped) in one step. ``seed`` draws the array run.
     """
-    for run in _sgd_runs(seed):
-        got = _run_learner(SGDClass, "SGD", run)
-        mistakes = {name: (_sgd_by_hand(run, name), hint) for name, hint in _SGD_MISTAKES.items()}
-        _compare_runs("SGD", run, got, _sgd_by_hand(run), mistakes, _SGD_UNCHANGED)
+    with own_work("SGD", SGDClass, ReferenceSGD, methods=("step",)):
+        for run in _sgd_runs(seed):
+            got = _run_learner(SGDClass, "SGD", run)
+            mistakes = {name: (_sgd_by_hand(run, name), hint) for name, hint in _SGD_MISTAKES.items()}
+            _compare_runs("SGD", run, got, _sgd_by_hand(run), mistakes, _SGD_UNCHANGED)
 
 
 def _adam_by_hand(run: _Run, mistake: str | None = None) -> list[list[np.ndarray]]:
@@ -712,10 +715,11 @@ def check_adam(AdamClass: type, *, seed: int = 0) -> None:
     step, three steps, a tiny gradient (where eps matters), and four steps on two array parameters
     with other betas, one of which gets no gradient (``grad`` None) in its first step.
     """
-    for run in _adam_runs(seed):
-        got = _run_learner(AdamClass, "Adam", run)
-        mistakes = {name: (_adam_by_hand(run, name), hint) for name, hint in _ADAM_MISTAKES.items()}
-        _compare_runs("Adam", run, got, _adam_by_hand(run), mistakes, _NOT_WRITTEN_BACK)
+    with own_work("Adam", AdamClass, ReferenceAdam, methods=("step",)):
+        for run in _adam_runs(seed):
+            got = _run_learner(AdamClass, "Adam", run)
+            mistakes = {name: (_adam_by_hand(run, name), hint) for name, hint in _ADAM_MISTAKES.items()}
+            _compare_runs("Adam", run, got, _adam_by_hand(run), mistakes, _NOT_WRITTEN_BACK)
 
 
 # --- the trained model -----------------------------------------------------------------------------
