@@ -6,9 +6,9 @@ learner notebooks generated from them (its release directory). Collected work go
 """
 
 from nbgrader.converters import Autograde
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import Execute, OverwriteCells
 
-from autodiff_ref.grading import KernelDeathTolerantExecute
+from autodiff_ref.grading import FlagTampering, GuardedExecute
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 
@@ -30,9 +30,17 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # it is interrupted and scored 0, and the notebook goes on with the next cell.
 c.ExecutePreprocessor.timeout = 120
 
-# A submission that kills its kernel (os._exit) keeps the points of the cells that ran before,
-# instead of losing the whole notebook; the stock preprocessors stay as they are otherwise.
+# Before nbgrader restores the test cells: name edited and deleted ones in a grading note at the
+# top of the autograded notebook, put deleted ones back, and refuse a notebook whose cells were
+# reordered (that student gets an error; the class is still graded).
+sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
+c.Autograde.sanitize_preprocessors = [
+    *sanitize[: sanitize.index(OverwriteCells)], FlagTampering, *sanitize[sanitize.index(OverwriteCells):]
+]
+# Run notebooks so that a kernel death (os._exit) keeps the points of the cells before it, and
+# whatever a notebook replaced in the checks (np.allclose, the checking helpers) is put back
+# before each test cell.
 c.Autograde.autograde_preprocessors = [
-    KernelDeathTolerantExecute if preprocessor is Execute else preprocessor
+    GuardedExecute if preprocessor is Execute else preprocessor
     for preprocessor in Autograde.class_traits()["autograde_preprocessors"].default()
 ]

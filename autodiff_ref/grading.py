@@ -1,48 +1,95 @@
-"""Grading that survives a submission which ends its own kernel.
+"""nbgrader preprocessors that make grading hold against broken and dishonest submissions.
 
-Stock nbgrader runs a notebook with one kernel; when student code kills that kernel
-(``os._exit``, a segfault, running out of memory) the run raises ``DeadKernelError`` and the
-whole notebook is dropped, even the cells that had already passed.
+``nbgrader_config.py`` puts both in place; ``autodiff_ref.check`` runs learners' notebooks with
+:class:`GuardedExecute` too, so self-checks and the gradebook agree.
 
-:class:`KernelDeathTolerantExecute` is nbgrader's ``Execute`` preprocessor with one change: when
-the kernel dies, the cells that ran keep their outputs (so their points), and the cell where it
-died and every code cell after it get an error output saying so. The instructor reads why in the
-autograded notebook and the feedback; nbgrader scores those cells 0 because they hold an error.
+:class:`FlagTampering` (before nbgrader's ``OverwriteCells``) compares each submission with the
+notebook that was handed out (``course/``): a test or read-only cell that was edited or deleted is
+restored -- so it runs as written, hidden tests included -- and named in a *grading note* at the
+top of the autograded notebook and in nbgrader's log; a notebook whose cells were reordered is
+refused with an error that says so, and the rest of the class is graded.
 
-``raise SystemExit`` / ``sys.exit()`` need nothing special: IPython catches ``SystemExit`` in the
-cell, records it as that cell's error and the kernel keeps running. ``exit()`` / ``quit()`` only
-ask the front end to close the kernel, which a headless run ignores.
+:class:`GuardedExecute` is nbgrader's ``Execute`` with two changes:
 
-``nbgrader_config.py`` puts this class in place of ``Execute`` in
-``c.Autograde.autograde_preprocessors``; ``autodiff_ref.check`` runs learners' notebooks with it.
+- When student code kills the kernel (``os._exit``, a crash in native code, running out of
+  memory), stock nbgrader drops the whole notebook. Here the cells that ran keep their outputs, so
+  their points, and the cell where the kernel died and every code cell after it get an error
+  output saying so; nbgrader scores those 0. ``raise SystemExit`` needs nothing special: IPython
+  records it as that cell's error and the kernel keeps running.
+- Before each test cell it puts back whatever the notebook's own code replaced in the checking
+  machinery -- NumPy's comparisons, ``autodiff_ref`` and its checks, IPython's hooks -- using
+  :mod:`autodiff_ref.integrity` in the kernel, and adds a note to that test's output naming what
+  was put back.
 """
 
 from __future__ import annotations
 
+import ast
+import json
+import re
+from pathlib import Path
 from typing import Any
 
+import nbformat
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
-from nbgrader.preprocessors import Execute
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 KERNEL_DIED = "KernelDied"
+NOTE_TAG = "autodiff-grading-note"  # cell metadata key of the grading note FlagTampering adds
 
 
-def _error_output(message: str) -> NotebookNode:
-    return NotebookNode(
-        output_type="error",
-        ename=KERNEL_DIED,
-        evalue=message,
-        traceback=[f"{KERNEL_DIED}: {message}"],
-    )
+def nbgrader_metadata(cell: dict[str, Any]) -> dict[str, Any]:
+    return cell.get("metadata", {}).get("nbgrader", {})
 
 
-class KernelDeathTolerantExecute(Execute):
-    """nbgrader's ``Execute``, keeping what ran before a kernel death and marking the rest."""
+def is_solution_cell(cell: dict[str, Any]) -> bool:
+    return bool(nbgrader_metadata(cell).get("solution"))
+
+
+def is_test_cell(cell: dict[str, Any]) -> bool:
+    """An autograded test cell: graded, and not itself an answer."""
+    return bool(nbgrader_metadata(cell).get("grade")) and not is_solution_cell(cell)
+
+
+def is_fixed_cell(cell: dict[str, Any]) -> bool:
+    """A cell students may not change: locked (tests and read-only cells), not an answer."""
+    return bool(nbgrader_metadata(cell).get("locked")) and not is_solution_cell(cell) and "grade_id" in nbgrader_metadata(cell)
+
+
+def error_outputs(cell: dict[str, Any]) -> list[dict[str, Any]]:
+    return [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+
+
+def bound_names(source: str) -> list[str]:
+    """The names a cell's top-level imports and assignments bind (none if it does not parse)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))  # %magics become calls
+    except SyntaxError:
+        return []
+    names = []
+    for statement in tree.body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            names += [alias.asname or alias.name.split(".")[0] for alias in statement.names if alias.name != "*"]
+        elif isinstance(statement, ast.Assign):
+            names += [target.id for target in statement.targets if isinstance(target, ast.Name)]
+    return names
+
+
+def _error_output(ename: str, message: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
+
+
+class GuardedExecute(Execute):
+    """nbgrader's ``Execute``, surviving a kernel death and undoing tampering before each test."""
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
         # The caller's ``nb`` is run in place, as in the parent class.
         self._running_cell: int | None = None
+        self._guarded: bool | None = None  # None until the snapshot before the first code cell
         try:
             return super().preprocess(nb, resources, km)
         except DeadKernelError:
@@ -52,9 +99,55 @@ class KernelDeathTolerantExecute(Execute):
             return nb, resources if resources is not None else {}
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
-        if cell.cell_type == "code":
-            self._running_cell = index
-        return super().preprocess_cell(cell, resources, index)
+        if cell.cell_type != "code":
+            return super().preprocess_cell(cell, resources, index)
+        self._running_cell = index
+        if self._guarded is None:
+            self._guarded = self._run_hidden("snapshot()") is not None
+            if not self._guarded:
+                self.log.warning("Grading guard unavailable: is autodiff_ref installed in the grading kernel?")
+        put_back = None
+        if self._guarded and is_test_cell(cell):
+            put_back = self._run_hidden("restore()")
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if self._guarded and is_test_cell(cell):
+            self._note_put_back(cell, ast.literal_eval(put_back) if put_back else None)
+        if self._guarded and is_fixed_cell(cell):
+            names = bound_names(cell.source)
+            if names:
+                self._run_hidden(f"record({names!r})")
+        return cell, resources
+
+    def _run_hidden(self, call: str) -> str | None:
+        """Evaluate ``autodiff_ref.integrity.<call>`` in the kernel, outside the notebook: the text
+        of its result, or None if it failed.
+
+        It goes in as a "user expression" of an empty, silent request, so neither the notebook's
+        history nor any input transformer the notebook installed ever sees it.
+        """
+        expression = f"__import__('autodiff_ref.integrity', fromlist=['integrity']).{call}"
+        request = self.kc.execute("", silent=True, store_history=False, user_expressions={"result": expression})
+        result = self.wait_for_reply(request)["content"].get("user_expressions", {}).get("result", {})
+        return result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
+
+    def _note_put_back(self, cell: NotebookNode, names: list[str] | None) -> None:
+        """Tell the instructor (log) and the student (the cell's output) what was put back."""
+        grade_id = nbgrader_metadata(cell).get("grade_id")
+        if names is None:
+            message = (
+                f"Grading note: the grader could not check test {grade_id}'s surroundings: code "
+                "in this notebook interfered with autodiff_ref.integrity."
+            )
+        elif names:
+            message = (
+                f"Grading note: before test {grade_id} ran, the grader put back what code in this "
+                f"notebook had replaced: {', '.join(names)}. The test ran against the real checks."
+            )
+        else:
+            return
+        self.log.warning(message)
+        # On stdout: nbgrader scores a test cell that printed to stderr as failed.
+        cell.outputs.insert(0, NotebookNode(output_type="stream", name="stdout", text=message + "\n"))
 
     def _mark_cells_after_death(self, nb: NotebookNode) -> None:
         died_at = self._running_cell
@@ -70,4 +163,88 @@ class KernelDeathTolerantExecute(Execute):
                 cell.outputs = []
                 cell.execution_count = None
             message = cause if index == died_at else f"not run: the kernel ended in cell {died_at}"
-            cell.outputs.append(_error_output(message))
+            cell.outputs.append(_error_output(KERNEL_DIED, message))
+
+
+# --- tampering ------------------------------------------------------------------------------------
+
+
+class TamperedNotebookError(ValueError):
+    """A submission that cannot be graded as it is; the message says why and what to do."""
+
+
+def _handed_out(resources: dict[str, Any], config: Any) -> NotebookNode | None:
+    """The notebook as it was released to students, or None when the release folder lacks it."""
+    coursedir = CourseDirectory(config=config)
+    info = resources["nbgrader"]
+    path = Path(coursedir.format_path(coursedir.release_directory, ".", info["assignment"]))
+    path = path / f"{info['notebook']}.ipynb"
+    return nbformat.read(path, as_version=4) if path.is_file() else None
+
+
+def _fixed_cells(notebook: NotebookNode) -> dict[str, NotebookNode]:
+    """The cells a student may not change, by grade_id, in order."""
+    return {nbgrader_metadata(cell)["grade_id"]: cell for cell in notebook.cells if is_fixed_cell(cell)}
+
+
+def _normalized(source: str) -> str:
+    return re.sub(r"\s+$", "", source.replace("\r\n", "\n"), flags=re.MULTILINE).strip()
+
+
+def tampering(submitted: NotebookNode, handed_out: NotebookNode) -> tuple[list[str], list[str], list[str]]:
+    """The cells of ``handed_out`` that ``submitted`` edited or deleted (of those a student may not
+    change), and the cells it moved out of order (of all cells with a grade_id)."""
+    fixed = _fixed_cells(handed_out)
+    submitted_ids = [nbgrader_metadata(cell).get("grade_id") for cell in submitted.cells]
+    edited = sorted({
+        nbgrader_metadata(cell)["grade_id"] for cell in submitted.cells
+        if nbgrader_metadata(cell).get("grade_id") in fixed
+        and _normalized(cell.source) != _normalized(fixed[nbgrader_metadata(cell)["grade_id"]].source)
+    })
+    deleted = [grade_id for grade_id in fixed if grade_id not in submitted_ids]
+    handed_out_ids = [nbgrader_metadata(cell)["grade_id"] for cell in handed_out.cells if "grade_id" in nbgrader_metadata(cell)]
+    kept = [grade_id for grade_id in dict.fromkeys(submitted_ids) if grade_id in handed_out_ids]
+    expected = [grade_id for grade_id in handed_out_ids if grade_id in kept]
+    moved = [got for want, got in zip(expected, kept) if want != got]
+    return edited, deleted, moved
+
+
+class FlagTampering(NbGraderPreprocessor):
+    """Name edited and deleted test or read-only cells (restoring deleted ones); refuse reordered notebooks."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
+        handed_out = _handed_out(resources, self.config)
+        student = resources["nbgrader"].get("student", "?")
+        if handed_out is None:
+            self.log.warning("No released copy of %s to compare with: tampering not checked", resources["nbgrader"]["notebook"])
+            return nb, resources
+        edited, deleted, moved = tampering(nb, handed_out)
+        if moved:
+            raise TamperedNotebookError(
+                f"{student}'s {resources['nbgrader']['notebook']}.ipynb has its cells out of order "
+                f"(first cell out of place: {moved[0]}), so its tests would not test what they say. "
+                "Ask the student to move the cells back (or to copy their answers into a fresh copy "
+                "of the notebook) and collect it again."
+            )
+        for grade_id in deleted:
+            put_back_deleted(nb, handed_out, grade_id)
+        findings = [f"cell {grade_id} was edited; the original ran instead" for grade_id in edited]
+        findings += [f"cell {grade_id} was deleted; the original was put back and ran" for grade_id in deleted]
+        if findings:
+            self.log.warning("Tampering in %s's %s: %s", student, resources["nbgrader"]["notebook"], "; ".join(findings))
+            note = nbformat.v4.new_markdown_cell(
+                "**Grading note.** Cells that students may not change were changed in this "
+                "submission:\n\n" + "\n".join(f"- {finding}" for finding in findings)
+            )
+            note.metadata[NOTE_TAG] = {"edited": edited, "deleted": deleted}
+            nb.cells.insert(0, note)
+        return nb, resources
+
+
+def put_back_deleted(nb: NotebookNode, handed_out: NotebookNode, grade_id: str) -> None:
+    """Put the handed-out cell ``grade_id`` back into ``nb``, after the nearest cell that precedes it in both."""
+    order = [nbgrader_metadata(cell).get("grade_id") for cell in handed_out.cells]
+    original = handed_out.cells[order.index(grade_id)]
+    present = {nbgrader_metadata(cell).get("grade_id"): i for i, cell in enumerate(nb.cells)}
+    earlier = [present[g] for g in order[: order.index(grade_id)] if g is not None and g in present]
+    nb.cells.insert(earlier[-1] + 1 if earlier else 0, nbformat.from_dict(json.loads(json.dumps(original))))

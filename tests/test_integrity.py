@@ -1,0 +1,119 @@
+"""The grader's defences, one by one and in process: putting back replaced checks, spotting
+edited, deleted and reordered cells, and the names a read-only cell binds.
+
+`tests/test_grading.py` runs the same defences through nbgrader on whole notebooks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+import autodiff_ref.testing
+from autodiff_ref import integrity
+from autodiff_ref.grading import bound_names, put_back_deleted, tampering
+
+
+@pytest.fixture
+def guarded():
+    integrity.snapshot()
+    yield
+    integrity.restore()  # whatever a failing test left replaced
+
+
+def test_nothing_to_put_back_when_nothing_was_replaced(guarded):
+    assert integrity.restore() == []
+
+
+def test_replaced_numpy_comparisons_and_checks_are_put_back(guarded):
+    allclose, check_function = np.allclose, autodiff_ref.testing.check_function
+    np.allclose = lambda *args, **kwargs: True
+    np.testing.assert_allclose = lambda *args, **kwargs: None
+    autodiff_ref.testing.check_function = lambda *args, **kwargs: None
+    put_back = integrity.restore()
+    assert {"numpy.allclose", "numpy.testing.assert_allclose", "autodiff_ref.testing.check_function"} <= set(put_back)
+    assert np.allclose is allclose and autodiff_ref.testing.check_function is check_function
+    assert not np.allclose(1.0, 2.0)
+
+
+def test_a_replaced_function_body_is_put_back(guarded):
+    from autodiff_ref.testing import core
+
+    code = core.assert_close.__code__
+    core.assert_close.__code__ = (lambda *args, **kwargs: None).__code__
+    assert integrity.restore() == ["autodiff_ref.testing.core.assert_close.__code__"]
+    assert core.assert_close.__code__ is code
+
+
+def test_a_replaced_method_of_an_autodiff_ref_class_is_put_back(guarded):
+    from autodiff_ref import Tensor
+
+    backward = Tensor.backward
+    Tensor.backward = lambda self, *args, **kwargs: None
+    assert "autodiff_ref.tensor.Tensor.backward" in integrity.restore()
+    assert Tensor.backward is backward
+
+
+def test_a_rebound_name_from_a_read_only_cell_is_put_back(guarded):
+    namespace = vars(sys.modules["__main__"])
+    namespace["check_function"] = autodiff_ref.testing.check_function
+    try:
+        integrity.record(["check_function", "not_defined_anywhere"])
+        namespace["check_function"] = print
+        assert integrity.restore() == ["the notebook's name check_function"]
+        assert namespace["check_function"] is autodiff_ref.testing.check_function
+    finally:
+        namespace.pop("check_function", None)
+        integrity._bound_by_fixed_cells.clear()
+
+
+def test_data_is_left_alone(guarded):
+    before = np.pi
+    np.pi = 3.0
+    try:
+        assert integrity.restore() == []
+    finally:
+        np.pi = before
+
+
+def notebook(*grade_ids: str, sources: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    cells = []
+    for grade_id in grade_ids:
+        cell = nbformat.v4.new_code_cell((sources or {}).get(grade_id, f"# {grade_id}"))
+        answer = grade_id.startswith("answer")
+        cell.metadata["nbgrader"] = {"grade_id": grade_id, "locked": not answer, "solution": answer,
+                                     "grade": grade_id.startswith("test")}
+        cells.append(cell)
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+HANDED_OUT = ("intro", "answer_a", "test_a", "answer_b", "test_b")
+
+
+def test_an_untouched_notebook_shows_no_tampering():
+    learner = notebook(*HANDED_OUT, sources={"answer_a": "x = 1"})
+    assert tampering(learner, notebook(*HANDED_OUT)) == ([], [], [])
+
+
+def test_edited_deleted_and_moved_cells_are_named():
+    edited = notebook(*HANDED_OUT, sources={"test_a": "pass"})
+    assert tampering(edited, notebook(*HANDED_OUT)) == (["test_a"], [], [])
+    deleted = notebook("intro", "answer_a", "answer_b", "test_b")
+    assert tampering(deleted, notebook(*HANDED_OUT)) == ([], ["test_a"], [])
+    moved = notebook("intro", "test_a", "answer_a", "answer_b", "test_b")
+    assert tampering(moved, notebook(*HANDED_OUT))[2][0] == "test_a"
+
+
+def test_a_deleted_cell_goes_back_where_it_was():
+    learner = notebook("intro", "answer_a", "answer_b", "test_b")
+    put_back_deleted(learner, notebook(*HANDED_OUT), "test_a")
+    assert [cell.metadata["nbgrader"]["grade_id"] for cell in learner.cells] == list(HANDED_OUT)
+
+
+def test_bound_names_reads_imports_and_assignments_past_magics():
+    source = "%matplotlib inline\nimport numpy as np\nfrom autodiff_ref.testing import (\n    check_function,\n)\nx = 1\nf(x)"
+    assert bound_names(source) == ["np", "check_function", "x"]
+    assert bound_names("def broken(:\n") == []
