@@ -19,6 +19,7 @@ The course root is found by walking up from the notebook to the folder holding b
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -29,6 +30,16 @@ from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
+
+from autodiff_ref.grading import (
+    GuardedExecute,
+    error_outputs,
+    is_fixed_cell,
+    is_test_cell,
+    nbgrader_metadata,
+    put_back_deleted,
+    tampering,
+)
 
 DEFAULT_CELL_TIMEOUT = 120
 HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
@@ -78,18 +89,16 @@ def read_notebook(path: Path) -> NotebookNode:
         ) from None
 
 
-def _nbgrader(cell: dict[str, Any]) -> dict[str, Any]:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def _is_test(cell: dict[str, Any]) -> bool:
-    return bool(_nbgrader(cell).get("grade")) and not _nbgrader(cell).get("solution")
-
-
-def _is_fixed(cell: dict[str, Any]) -> bool:
-    """Cells the learner may not change: locked or autograded, and not an answer."""
-    meta = _nbgrader(cell)
-    return bool(meta.get("grade") or meta.get("locked")) and not meta.get("solution") and "grade_id" in meta
+def released_source(source: str) -> str:
+    """A test cell's source as learners got it: without the hidden tests and their markers."""
+    kept, hidden = [], False
+    for line in source.split("\n"):
+        marker = HIDDEN_TEST_MARKER.match(line)
+        if marker:
+            hidden = marker.group(1).upper() == "BEGIN"
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def without_hidden_test_markers(source: str) -> str:
@@ -99,55 +108,47 @@ def without_hidden_test_markers(source: str) -> str:
 # --- building the notebook that is run ----------------------------------------------------------
 
 
-def with_instructor_tests(learner: NotebookNode, instructor: NotebookNode, name: str) -> NotebookNode:
-    """A copy of ``learner`` whose fixed cells (tests included, hidden ones too) come from ``instructor``.
+def with_instructor_tests(learner: NotebookNode, instructor: NotebookNode, name: str) -> tuple[NotebookNode, list[str]]:
+    """A copy of ``learner`` whose fixed cells (tests included, hidden ones too) come from
+    ``instructor``, and notes on the fixed cells the learner had edited or deleted.
 
-    Raises :class:`CheckError` naming the cells that are missing, reordered or changed in kind.
+    Deleted cells are put back, as the grader does. Raises :class:`CheckError` when cells are
+    out of order or changed in kind.
     """
-    fixed = {_nbgrader(cell)["grade_id"]: cell for cell in instructor.cells if _is_fixed(cell)}
-    order_expected = list(fixed)
-    present = [
-        _nbgrader(cell)["grade_id"] for cell in learner.cells
-        if _nbgrader(cell).get("grade_id") in fixed
-    ]
-    missing = [grade_id for grade_id in order_expected if grade_id not in present]
+    handed_out = nbformat.from_dict(json.loads(json.dumps(instructor)))
+    for cell in handed_out.cells:
+        if is_fixed_cell(cell):
+            cell.source = released_source(cell.source)
+    edited, deleted, moved = tampering(learner, handed_out)
     fresh_copy = "take the cells back from a fresh copy of the course notebook"
-    if missing:
+    if moved:
         raise CheckError(
-            f"{name}: cells missing (deleted, or their grade_id metadata changed): "
-            f"{', '.join(missing)}; {fresh_copy}"
-        )
-    if len(present) != len(set(present)):
-        repeated = sorted({g for g in present if present.count(g) > 1})
-        raise CheckError(f"{name}: cells appear more than once: {', '.join(repeated)}; {fresh_copy}")
-    if present != order_expected:
-        moved = next(expected for expected, got in zip(order_expected, present) if expected != got)
-        raise CheckError(
-            f"{name}: cells are out of order (first one moved: {moved}); put them back in the "
+            f"{name}: cells are out of order (first one moved: {moved[0]}); put them back in the "
             f"course order or {fresh_copy}"
         )
-
-    runnable = nbformat.from_dict(learner)
-    runnable = nbformat.reads(nbformat.writes(runnable), as_version=4)  # a deep copy
+    runnable = nbformat.from_dict(json.loads(json.dumps(learner)))
+    for grade_id in deleted:
+        put_back_deleted(runnable, handed_out, grade_id)
+    fixed = {nbgrader_metadata(cell)["grade_id"]: cell for cell in instructor.cells if is_fixed_cell(cell)}
     for cell in runnable.cells:
-        original = fixed.get(_nbgrader(cell).get("grade_id"))
+        original = fixed.get(nbgrader_metadata(cell).get("grade_id"))
         if original is None:
             continue
         if cell.cell_type != original.cell_type:
             raise CheckError(
-                f"{name}: cell {_nbgrader(cell)['grade_id']} was changed from {original.cell_type} "
+                f"{name}: cell {nbgrader_metadata(cell)['grade_id']} was changed from {original.cell_type} "
                 f"to {cell.cell_type}; {fresh_copy}"
             )
         cell.source = without_hidden_test_markers(original.source)
-        cell.metadata["nbgrader"] = dict(_nbgrader(original))
-    return runnable
+        cell.metadata["nbgrader"] = dict(nbgrader_metadata(original))
+    notes = [f"you changed cell {grade_id}; the course's version ran instead" for grade_id in edited]
+    notes += [f"cell {grade_id} was missing; the course's version was put back and ran" for grade_id in deleted]
+    return runnable, notes
 
 
 def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:
     """Run ``notebook`` in place in a fresh kernel whose working directory is ``folder``."""
-    from autodiff_ref.grading import KernelDeathTolerantExecute  # pulls in nbgrader: import late
-
-    executor = KernelDeathTolerantExecute(timeout=timeout, kernel_name="python3")
+    executor = GuardedExecute(timeout=timeout, kernel_name="python3")
     executor.preprocess(notebook, {"metadata": {"path": str(folder)}})
     return notebook
 
@@ -157,10 +158,6 @@ def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> Notebook
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
-
-
-def _errors(cell: NotebookNode) -> list[NotebookNode]:
-    return [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
 
 
 def what_to_fix(error: NotebookNode, broken_answer: str | None, timeout: int) -> str:
@@ -184,15 +181,15 @@ def exercise_results(notebook: NotebookNode, timeout: int) -> list[ExerciseResul
     results = []
     broken_answer = None  # the last error of an answer cell since the previous test
     for cell in notebook.cells:
-        meta = _nbgrader(cell)
+        meta = nbgrader_metadata(cell)
         if cell.cell_type == "code" and meta.get("solution"):
-            errors = [e for e in _errors(cell) if e.get("ename") != "NotImplementedError"]
+            errors = [e for e in error_outputs(cell) if e.get("ename") != "NotImplementedError"]
             if errors:
                 broken_answer = f"{errors[0].ename}: {_first_line(errors[0].get('evalue', ''))}"
-        if not _is_test(cell):
+        if not is_test_cell(cell):
             continue
         points = float(meta.get("points", 0))
-        errors = _errors(cell)
+        errors = error_outputs(cell)
         message = what_to_fix(errors[0], broken_answer, timeout) if errors else ""
         results.append(ExerciseResult(meta["grade_id"], points, 0.0 if errors else points, message))
         broken_answer = None
@@ -216,8 +213,11 @@ def format_table(title: str, results: list[ExerciseResult]) -> str:
 # --- the commands -------------------------------------------------------------------------------
 
 
-def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT) -> list[ExerciseResult]:
-    """Grade the notebook at ``path`` against the instructor's tests; ``path`` is left untouched."""
+def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT) -> tuple[list[ExerciseResult], list[str]]:
+    """Grade the notebook at ``path`` against the instructor's tests; ``path`` is left untouched.
+
+    Returns one result per test cell, and notes on the fixed cells the learner edited or deleted.
+    """
     path = Path(path)
     if path.suffix != ".ipynb":
         raise CheckError(f"{path} is not a notebook (.ipynb)")
@@ -228,14 +228,14 @@ def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT) -> list[Exer
             f"no instructor version of {path.name} at {instructor_path}: check expects "
             "course/NN_name/NN_name.ipynb with its twin in solutions/"
         )
-    runnable = with_instructor_tests(read_notebook(path), read_notebook(instructor_path), path.name)
+    runnable, notes = with_instructor_tests(read_notebook(path), read_notebook(instructor_path), path.name)
     with tempfile.TemporaryDirectory(prefix="autodiff-check-") as scratch:
         # Run beside a copy of the notebook's folder, so files it reads are there and files it
         # writes land in the scratch folder.
         folder = Path(scratch) / path.parent.name
         shutil.copytree(path.parent, folder, ignore=shutil.ignore_patterns(*IGNORED_FILES))
         run_notebook(runnable, folder, timeout)
-    return exercise_results(runnable, timeout)
+    return exercise_results(runnable, timeout), notes
 
 
 def _shown(path: Path) -> str:
@@ -246,11 +246,13 @@ def _shown(path: Path) -> str:
 
 def _check_and_print(path: Path, timeout: int) -> bool:
     try:
-        results = check_notebook(path, timeout)
+        results, notes = check_notebook(path, timeout)
     except CheckError as error:
         print(f"{_shown(path)}\n  error: {error}")
         return False
     print(format_table(_shown(path), results))
+    for note in notes:
+        print(f"  note: {note}")
     return all(result.passed for result in results)
 
 

@@ -20,6 +20,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
+from autodiff_ref.grading import error_outputs, is_solution_cell, is_test_cell, nbgrader_metadata  # noqa: F401
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 COURSE_DIR = REPO_ROOT / "course"
@@ -50,22 +52,9 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
-def nbgrader_metadata(cell: dict[str, Any]) -> dict[str, Any]:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_solution_cell(cell: dict[str, Any]) -> bool:
-    return bool(nbgrader_metadata(cell).get("solution"))
-
-
 def is_graded_cell(cell: dict[str, Any]) -> bool:
     """Any cell that carries points: autograded tests and manually graded answers."""
     return bool(nbgrader_metadata(cell).get("grade"))
-
-
-def is_test_cell(cell: dict[str, Any]) -> bool:
-    """An autograded test cell: graded, and not itself an answer."""
-    return is_graded_cell(cell) and not is_solution_cell(cell)
 
 
 def expects_error(cell: dict[str, Any]) -> bool:
@@ -76,10 +65,6 @@ def expects_error(cell: dict[str, Any]) -> bool:
 def cell_label(index: int, cell: dict[str, Any]) -> str:
     grade_id = nbgrader_metadata(cell).get("grade_id")
     return f"cell {index}" + (f" (grade_id {grade_id!r})" if grade_id else "")
-
-
-def error_outputs(cell: dict[str, Any]) -> list[dict[str, Any]]:
-    return [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
 
 
 def printed_text(cell: dict[str, Any]) -> str:

@@ -15,14 +15,12 @@ import pytest
 
 from autodiff_ref.check import main
 from notebook_tools import REPO_ROOT, is_test_cell, nbgrader_metadata
-from test_grading import (
-    ASSIGNMENT,
-    cell_with_id,
-    instructor_notebook,
-    learner_notebook,
-    points_of,
-    solved_notebook,
-)
+from test_grading import BROKEN as ASSIGNMENT
+from test_grading import COURSE_DIR, cell_with_id, notebook_file, points_of, read_notebook, solved_notebook
+
+
+def learner_notebook() -> nbformat.NotebookNode:
+    return read_notebook(notebook_file(COURSE_DIR, ASSIGNMENT))
 
 
 @pytest.fixture
@@ -54,11 +52,11 @@ def table_rows(output: str) -> dict[str, list[str]]:
 
 
 def test_a_finished_notebook_passes_with_exit_status_0(course, capsys):
-    path = place(course, solved_notebook(learner_notebook(), instructor_notebook()))
+    path = place(course, solved_notebook(ASSIGNMENT))
     before = digest(path)
     assert main(["check", str(path)]) == 0
     output = capsys.readouterr().out
-    total = sum(points_of(instructor_notebook()).values())
+    total = sum(points_of(ASSIGNMENT).values())
     assert f"{total:g} / {total:g}" in output
     assert all(row[4] == "pass" for row in table_rows(output).values())
     assert digest(path) == before
@@ -69,8 +67,8 @@ def test_an_untouched_notebook_fails_each_exercise_with_its_reason(course, capsy
     before = digest(path)
     assert main(["check", str(path)]) == 1
     rows = table_rows(capsys.readouterr().out)
-    assert set(rows) == set(points_of(instructor_notebook()))
-    for grade_id, points in points_of(instructor_notebook()).items():
+    assert set(rows) == set(points_of(ASSIGNMENT))
+    for grade_id, points in points_of(ASSIGNMENT).items():
         assert rows[grade_id][1:5] == ["0", "/", f"{points:g}", "FAIL"]
         assert "NotImplementedError" in " ".join(rows[grade_id][5:]) or "not written" in " ".join(rows[grade_id][5:])
     assert digest(path) == before
@@ -83,16 +81,27 @@ def test_an_edited_test_cell_is_replaced_by_the_instructors(course, capsys):
             cell.source = "pass"
     path = place(course, notebook)
     assert main(["check", str(path)]) == 1
-    rows = table_rows(capsys.readouterr().out)
-    assert all(row[4] == "FAIL" for row in rows.values())
-
-
-def test_a_deleted_test_cell_is_named(course, capsys):
-    notebook = learner_notebook()
-    notebook.cells.remove(cell_with_id(notebook, "test_evaluate"))
-    assert main(["check", str(place(course, notebook))]) == 1
     output = capsys.readouterr().out
-    assert "cells missing" in output and "test_evaluate" in output
+    assert all(row[4] == "FAIL" for row in table_rows(output).values())
+    assert "note: you changed cell test_evaluate; the course's version ran instead" in output
+
+
+def test_a_deleted_test_cell_is_put_back_and_named(course, capsys):
+    notebook = solved_notebook(ASSIGNMENT)
+    notebook.cells.remove(cell_with_id(notebook, "test_evaluate"))
+    assert main(["check", str(place(course, notebook))]) == 0
+    output = capsys.readouterr().out
+    assert table_rows(output)["test_evaluate"][4] == "pass"
+    assert "note: cell test_evaluate was missing; the course's version was put back and ran" in output
+
+
+def test_monkeypatched_checks_do_not_earn_points(course, capsys):
+    from test_grading import monkeypatching_notebook
+
+    assert main(["check", str(place(course, monkeypatching_notebook()))]) == 1
+    rows = table_rows(capsys.readouterr().out)
+    assert rows["test_evaluate"][4] == "FAIL"
+    assert all(row[4] == "pass" for grade_id, row in rows.items() if grade_id != "test_evaluate")
 
 
 def test_reordered_cells_are_named(course, capsys):
