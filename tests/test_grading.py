@@ -1,15 +1,21 @@
 """A simulated class graded by the real nbgrader commands in a temporary course directory.
 
 The course directory is made the way an instructor makes theirs: `solutions/`, `course/` and
-`nbgrader_config.py` from this repository, `nbgrader generate_assignment`, then each student's
-notebook in `submitted/<student>/<assignment>/` and `nbgrader autograde <assignment> --create
---force`. Scores are read back from the gradebook. The class holds one honest solution, one
-untouched learner notebook, and one of each kind of broken or dishonest submission; every one of
-them must be graded, and only the damaged cells may lose points.
+`nbgrader_config.py` from this repository, `nbgrader generate_assignment` for every notebook, then
+each student's notebooks in `submitted/<student>/<assignment>/` and `nbgrader autograde
+<assignment> --create --force`. Scores are read back from the gradebook.
+
+For every notebook, three students: one submits the solution (full marks), one the untouched
+learner notebook (zero), and one makes a single mistake in one exercise (say, a product's
+gradient with its operands swapped) and must lose exactly the points of the cells that test it.
+On top of that, notebook 01 gets one student of each kind of broken or dishonest submission;
+every one of them must be graded, only the damaged cells may lose points, and grading the class a
+second time must give the same gradebook.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -31,21 +37,65 @@ from notebook_tools import (
     is_solution_cell,
     is_test_cell,
     nbgrader_metadata,
+    notebook_paths,
+    printed_text,
     read_notebook,
 )
 
-ASSIGNMENT = "01_computational_graph"
+pytestmark = pytest.mark.notebooks
+
+NOTEBOOKS = [path.parent.name for path in notebook_paths(SOLUTIONS_DIR)]
+BROKEN = "01_computational_graph"  # the notebook every kind of broken submission is tried on
 # Short, so the endless loop is stopped quickly; the course's own setting is in nbgrader_config.py.
-CELL_TIMEOUT = 5
+CELL_TIMEOUT = 10
+
+# One mistake per notebook, the kind a learner makes: (solution cell, text in it, replacement,
+# the test cells that must catch it). Every other test cell of the notebook must still pass.
+MISTAKES = {
+    "01_computational_graph": (
+        "build_sigmoid", 'op_node("exp", u1', 'op_node("exp", x', {"test_build_sigmoid"},
+    ),
+    "02_derivatives_and_chain_rule": ("mul_local", "return (b, a)", "return (a, b)", {"test_mul_local"}),
+    "03_scalar_autodiff": (
+        "mul", "local_grads = (other.data, self.data)", "local_grads = (self.data, other.data)",
+        {"test_mul", "test_backward_with_your_ops"},
+    ),
+    "04_forward_mode": ("sin", "np.cos(x.value) * x.tangent", "-np.cos(x.value) * x.tangent", {"test_sin"}),
+    "05_tensor_ops": (
+        "sub_mul",
+        "unbroadcast(out_grad * b, a.shape), unbroadcast(out_grad * a, b.shape)",
+        "unbroadcast(out_grad * a, a.shape), unbroadcast(out_grad * b, b.shape)",
+        {"test_mul", "test_binary_ops_broadcast"},
+    ),
+    "06_backward_pass": (
+        "accumulate_grad", "tensor.grad += grad", "tensor.grad = grad", {"test_accumulate_grad", "test_backward"},
+    ),
+    "07_training_a_network": ("sgd", "velocity += g", "velocity[...] = g", {"test_sgd"}),
+}
+
+# Code a dishonest learner puts in an answer cell: every way of faking a pass this course knows.
+MONKEYPATCHES = """
+import numpy, numpy.testing, autodiff_ref.testing
+numpy.allclose = lambda *args, **kwargs: True
+numpy.testing.assert_allclose = lambda *args, **kwargs: None
+autodiff_ref.testing.check_evaluate = lambda *args, **kwargs: None
+autodiff_ref.testing.core.assert_close.__code__ = (lambda *args, **kwargs: None).__code__
+check_evaluate = lambda *args, **kwargs: None
+get_ipython().input_transformers_post.append(lambda lines: ["pass\\n"])
+"""
 
 
-def solved_notebook(learner: nbformat.NotebookNode, instructor: nbformat.NotebookNode):
+def notebook_file(folder: Path, assignment: str) -> Path:
+    return folder / assignment / f"{assignment}.ipynb"
+
+
+def solved_notebook(assignment: str) -> nbformat.NotebookNode:
     """The learner notebook with every solution cell written as in the instructor's version."""
     answers = {
         nbgrader_metadata(cell)["grade_id"]: cell.source
-        for cell in instructor.cells if is_solution_cell(cell)
+        for cell in read_notebook(notebook_file(SOLUTIONS_DIR, assignment)).cells if is_solution_cell(cell)
     }
-    solved = nbformat.from_dict(json.loads(json.dumps(learner)))
+    solved = read_notebook(notebook_file(COURSE_DIR, assignment))
     for cell in solved.cells:
         if is_solution_cell(cell):
             cell.source = answers[nbgrader_metadata(cell)["grade_id"]]
@@ -56,47 +106,54 @@ def cell_with_id(notebook: nbformat.NotebookNode, grade_id: str) -> nbformat.Not
     return next(cell for cell in notebook.cells if nbgrader_metadata(cell).get("grade_id") == grade_id)
 
 
-def points_of(notebook: nbformat.NotebookNode) -> dict[str, float]:
-    return {
-        nbgrader_metadata(cell)["grade_id"]: nbgrader_metadata(cell)["points"]
-        for cell in notebook.cells if is_test_cell(cell)
-    }
+def points_of(assignment: str) -> dict[str, float]:
+    notebook = read_notebook(notebook_file(SOLUTIONS_DIR, assignment))
+    return {nbgrader_metadata(cell)["grade_id"]: nbgrader_metadata(cell)["points"] for cell in notebook.cells if is_test_cell(cell)}
 
 
-def learner_notebook() -> nbformat.NotebookNode:
-    return read_notebook(COURSE_DIR / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-
-
-def instructor_notebook() -> nbformat.NotebookNode:
-    return read_notebook(SOLUTIONS_DIR / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-
-
-def with_solution_cell_changed(grade_id: str, change) -> nbformat.NotebookNode:
-    notebook = solved_notebook(learner_notebook(), instructor_notebook())
+def with_answer_changed(assignment: str, grade_id: str, change) -> nbformat.NotebookNode:
+    notebook = solved_notebook(assignment)
     cell = cell_with_id(notebook, grade_id)
-    cell.source = change(cell.source)
+    changed = change(cell.source)
+    assert changed != cell.source, f"the change to {assignment}'s {grade_id} did not apply"
+    cell.source = changed
     return notebook
 
 
-def build_class() -> dict[str, nbformat.NotebookNode | str]:
-    """Each student's submission: a notebook, or raw text for a file that is not a notebook."""
-    tampered = learner_notebook()
-    cell_with_id(tampered, "test_build_z").source = "pass"
+def with_mistake(assignment: str) -> nbformat.NotebookNode:
+    grade_id, right, wrong, _ = MISTAKES[assignment]
+    return with_answer_changed(assignment, grade_id, lambda source: source.replace(right, wrong))
+
+
+def broken_submissions() -> dict[str, nbformat.NotebookNode | str]:
+    """Students whose notebook 01 is broken or dishonest; raw text for a file that is not a notebook."""
+    edited = read_notebook(notebook_file(COURSE_DIR, BROKEN))
+    cell_with_id(edited, "test_build_z").source = "pass"
+    deleted = read_notebook(notebook_file(COURSE_DIR, BROKEN))
+    deleted.cells.remove(cell_with_id(deleted, "test_build_z"))
+    reordered = solved_notebook(BROKEN)
+    test = cell_with_id(reordered, "test_evaluate")
+    reordered.cells.remove(test)
+    reordered.cells.insert(reordered.cells.index(cell_with_id(reordered, "evaluate")), test)
+    evaluate = "evaluate"
     return {
-        "honest": solved_notebook(learner_notebook(), instructor_notebook()),
-        "untouched": learner_notebook(),
-        "test_edited_to_pass": tampered,
-        "endless_loop": with_solution_cell_changed(
-            "evaluate", lambda source: "while True:\n    pass\n" + source
-        ),
-        "kills_kernel": with_solution_cell_changed(
-            "evaluate", lambda source: "import os\nos._exit(1)\n" + source
-        ),
-        "raises_system_exit": with_solution_cell_changed(
-            "evaluate", lambda source: "raise SystemExit\n" + source
-        ),
+        "test_edited_to_pass": edited,
+        "test_deleted": deleted,
+        "endless_loop": with_answer_changed(BROKEN, evaluate, lambda source: "while True:\n    pass\n" + source),
+        "kills_kernel": with_answer_changed(BROKEN, evaluate, lambda source: "import os\nos._exit(1)\n" + source),
+        "raises_system_exit": with_answer_changed(BROKEN, evaluate, lambda source: "raise SystemExit\n" + source),
+        "monkeypatches": monkeypatching_notebook(),
+        "reordered": reordered,
         "not_json": '{"cells": [ this is not JSON',
     }
+
+
+def monkeypatching_notebook() -> nbformat.NotebookNode:
+    """Right answers except evaluate, which is wrong; the first answer cell fakes every check."""
+    notebook = with_answer_changed(BROKEN, "evaluate", lambda source: source.replace("return root.value", "return 0.0"))
+    first = cell_with_id(notebook, "build_z")
+    first.source = MONKEYPATCHES + first.source
+    return notebook
 
 
 def nbgrader(course: Path, *arguments: str) -> subprocess.CompletedProcess:
@@ -104,7 +161,7 @@ def nbgrader(course: Path, *arguments: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *arguments],
-        cwd=course, env=env, capture_output=True, text=True, timeout=600,
+        cwd=course, env=env, capture_output=True, text=True, timeout=900,
     )
 
 
@@ -115,78 +172,135 @@ def file_digests(folder: Path) -> dict[str, str]:
     }
 
 
+def submit(course: Path, student: str, assignment: str, submission: nbformat.NotebookNode | str) -> None:
+    target = notebook_file(course / "submitted" / student, assignment)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(submission, str):
+        target.write_text(submission)
+    else:
+        nbformat.write(submission, target)
+
+
+def read_gradebook(course: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """(student, assignment) -> {grade_id: score, plus "total"} for every graded notebook."""
+    grades = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for assignment in NOTEBOOKS:
+            for submission in gradebook.assignment_submissions(assignment):
+                student = submission.student.id
+                notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+                scores = {grade.name: grade.score for grade in notebook.grades}
+                grades[student, assignment] = {**scores, "total": notebook.score}
+    return grades
+
+
+def exported_grades(course: Path) -> list[dict[str, str]]:
+    exported = nbgrader(course, "export", "--to", "grades.csv")
+    assert exported.returncode == 0, exported.stderr
+    with open(course / "grades.csv", newline="") as file:
+        return sorted(csv.DictReader(file), key=lambda row: (row["assignment"], row["student_id"]))
+
+
 @dataclass
 class GradedClass:
     course: Path
-    scores: dict[str, float]  # student -> notebook score
-    cell_scores: dict[str, dict[str, float]]  # student -> grade_id -> score
-    autograde: subprocess.CompletedProcess
+    grades: dict[tuple[str, str], dict[str, float]]
+    logs: dict[str, subprocess.CompletedProcess]  # assignment -> its autograde run
     submitted_before: dict[str, str]
-    submitted_after: dict[str, str]
+    exported: list[dict[str, str]]
+    regraded: dict[tuple[str, str], dict[str, float]]  # notebook 01 graded a second time
+    exported_again: list[dict[str, str]]
 
-    def autograded(self, student: str) -> nbformat.NotebookNode:
-        return read_notebook(self.course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    def autograded(self, student: str, assignment: str = BROKEN) -> nbformat.NotebookNode:
+        return read_notebook(notebook_file(self.course / "autograded" / student, assignment))
+
+
+def autograde(course: Path, assignment: str) -> subprocess.CompletedProcess:
+    return nbgrader(
+        course, "autograde", assignment, "--create", "--force", f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}"
+    )
 
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory) -> GradedClass:
     course = tmp_path_factory.mktemp("course")
     for folder in ("solutions", "course"):
-        shutil.copytree(REPO_ROOT / folder / ASSIGNMENT, course / folder / ASSIGNMENT)
+        shutil.copytree(REPO_ROOT / folder, course / folder)
     shutil.copy(REPO_ROOT / "nbgrader_config.py", course)
 
-    generated = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-    assert generated.returncode == 0, generated.stderr
-
-    for student, submission in build_class().items():
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        target = folder / f"{ASSIGNMENT}.ipynb"
-        if isinstance(submission, str):
-            target.write_text(submission)
-        else:
-            nbformat.write(submission, target)
+    for assignment in NOTEBOOKS:
+        generated = nbgrader(course, "generate_assignment", assignment, "--force")
+        assert generated.returncode == 0, generated.stderr
+        submit(course, "solution", assignment, solved_notebook(assignment))
+        submit(course, "untouched", assignment, read_notebook(notebook_file(COURSE_DIR, assignment)))
+        submit(course, "one_mistake", assignment, with_mistake(assignment))
+    for student, submission in broken_submissions().items():
+        submit(course, student, BROKEN, submission)
     before = file_digests(course / "submitted")
 
-    autograde = nbgrader(
-        course, "autograde", ASSIGNMENT, "--create", "--force",
-        f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}",
+    logs = {assignment: autograde(course, assignment) for assignment in NOTEBOOKS}
+    grades = read_gradebook(course)
+    exported = exported_grades(course)
+    autograde(course, BROKEN)
+    return GradedClass(
+        course, grades, logs, before, exported,
+        regraded=read_gradebook(course), exported_again=exported_grades(course),
     )
 
-    scores, cell_scores = {}, {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        for submission in gradebook.assignment_submissions(ASSIGNMENT):
-            student = submission.student.id
-            notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
-            scores[student] = notebook.score
-            cell_scores[student] = {grade.name: grade.score for grade in notebook.grades}
-    return GradedClass(course, scores, cell_scores, autograde, before, file_digests(course / "submitted"))
+
+def total_points(assignment: str) -> float:
+    return sum(points_of(assignment).values())
 
 
-def total_points() -> float:
-    return sum(points_of(instructor_notebook()).values())
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_the_solution_gets_full_marks(graded_class, assignment):
+    assert graded_class.grades["solution", assignment]["total"] == total_points(assignment) > 0
 
 
-def test_the_honest_solution_gets_full_marks(graded_class):
-    assert graded_class.scores["honest"] == total_points() > 0
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_the_untouched_learner_notebook_gets_zero(graded_class, assignment):
+    assert graded_class.grades["untouched", assignment]["total"] == 0
 
 
-def test_the_untouched_learner_notebook_gets_zero(graded_class):
-    assert graded_class.scores["untouched"] == 0
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_one_mistake_loses_exactly_the_points_of_the_cells_that_test_it(graded_class, assignment):
+    caught = MISTAKES[assignment][3]
+    expected = {grade_id: 0 if grade_id in caught else points for grade_id, points in points_of(assignment).items()}
+    got = graded_class.grades["one_mistake", assignment]
+    assert {grade_id: got[grade_id] for grade_id in expected} == expected
+    assert got["total"] == total_points(assignment) - sum(points_of(assignment)[g] for g in caught)
 
 
-def test_a_test_cell_edited_to_pass_is_restored_and_fails(graded_class):
-    assert graded_class.cell_scores["test_edited_to_pass"]["test_build_z"] == 0
-    assert graded_class.scores["test_edited_to_pass"] == 0
-    restored = cell_with_id(graded_class.autograded("test_edited_to_pass"), "test_build_z")
+def test_honest_work_gets_no_grading_note(graded_class):
+    for assignment in NOTEBOOKS:
+        notebook = graded_class.autograded("solution", assignment)
+        assert "Grading note" not in json.dumps(notebook), assignment
+
+
+def test_a_test_cell_edited_to_pass_is_restored_fails_and_is_reported(graded_class):
+    assert graded_class.grades["test_edited_to_pass", BROKEN]["test_build_z"] == 0
+    assert graded_class.grades["test_edited_to_pass", BROKEN]["total"] == 0
+    notebook = graded_class.autograded("test_edited_to_pass")
+    restored = cell_with_id(notebook, "test_build_z")
     assert restored.source != "pass" and error_outputs(restored)
+    assert "cell test_build_z was edited" in notebook.cells[0].source
+    assert "test_build_z was edited" in graded_class.logs[BROKEN].stderr
+
+
+def test_a_deleted_test_cell_is_put_back_fails_and_is_reported(graded_class):
+    grades = graded_class.grades["test_deleted", BROKEN]
+    assert grades["test_build_z"] == 0 and grades["total"] == 0
+    notebook = graded_class.autograded("test_deleted")
+    assert error_outputs(cell_with_id(notebook, "test_build_z"))
+    assert "cell test_build_z was deleted" in notebook.cells[0].source
+    assert "test_build_z was deleted" in graded_class.logs[BROKEN].stderr
 
 
 @pytest.mark.parametrize("student", ["endless_loop", "kills_kernel", "raises_system_exit"])
 def test_a_broken_cell_costs_only_the_points_that_depend_on_it(graded_class, student):
-    lost = points_of(instructor_notebook())["test_evaluate"]
-    assert graded_class.cell_scores[student]["test_evaluate"] == 0
-    assert graded_class.scores[student] == total_points() - lost
+    lost = points_of(BROKEN)["test_evaluate"]
+    assert graded_class.grades[student, BROKEN]["test_evaluate"] == 0
+    assert graded_class.grades[student, BROKEN]["total"] == total_points(BROKEN) - lost
 
 
 def test_the_endless_loop_is_stopped_by_the_cell_timeout(graded_class):
@@ -202,13 +316,39 @@ def test_a_kernel_death_is_explained_in_the_cell_where_it_happened(graded_class)
     assert error_outputs(cell_with_id(notebook, "test_evaluate"))[0].ename == "KernelDied"
 
 
-def test_a_file_that_is_not_json_fails_alone(graded_class):
+def test_monkeypatched_checks_are_put_back_and_earn_nothing(graded_class):
+    lost = points_of(BROKEN)["test_evaluate"]
+    assert graded_class.grades["monkeypatches", BROKEN]["test_evaluate"] == 0
+    assert graded_class.grades["monkeypatches", BROKEN]["total"] == total_points(BROKEN) - lost
+    # The first test after the cell that replaced them says what was put back.
+    note = printed_text(cell_with_id(graded_class.autograded("monkeypatches"), "test_build_z"))
+    for replaced in ("numpy.allclose", "check_evaluate", "assert_close.__code__", "input_transformers_post"):
+        assert replaced in note
+    assert "Grading note" in graded_class.logs[BROKEN].stderr
+
+
+@pytest.mark.parametrize("student", ["reordered", "not_json"])
+def test_a_notebook_that_cannot_be_graded_fails_alone_with_a_clear_error(graded_class, student):
     # nbgrader exits 1 when any student failed, names them, and still grades the others.
-    assert graded_class.autograde.returncode == 1
-    assert "not_json" in graded_class.autograde.stderr
-    assert graded_class.scores.get("not_json", 0) == 0
-    assert set(graded_class.scores) >= set(build_class()) - {"not_json"}
+    log = graded_class.logs[BROKEN]
+    assert log.returncode == 1 and student in log.stderr
+    assert (student, BROKEN) not in graded_class.grades or graded_class.grades[student, BROKEN]["total"] == 0
+    if student == "reordered":
+        assert "cells out of order (first cell out of place: test_evaluate)" in log.stderr
+
+
+def test_every_other_student_is_graded(graded_class):
+    graded = {student for student, assignment in graded_class.grades if assignment == BROKEN}
+    assert graded >= set(broken_submissions()) - {"reordered", "not_json"} | {"solution", "untouched", "one_mistake"}
+    for assignment in NOTEBOOKS[1:]:
+        assert graded_class.logs[assignment].returncode == 0, graded_class.logs[assignment].stderr
 
 
 def test_no_submitted_file_is_modified(graded_class):
-    assert graded_class.submitted_after == graded_class.submitted_before
+    assert file_digests(graded_class.course / "submitted") == graded_class.submitted_before
+
+
+def test_grading_twice_gives_the_same_gradebook(graded_class):
+    assert graded_class.regraded == graded_class.grades
+    assert graded_class.exported_again == graded_class.exported
+    assert {row["student_id"] for row in graded_class.exported} >= {"solution", "untouched", "one_mistake"}
