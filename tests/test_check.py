@@ -128,3 +128,18 @@ def test_a_notebook_outside_a_course_folder_gets_a_clear_error(tmp_path, capsys)
     nbformat.write(learner_notebook(), path)
     assert main(["check", str(path)]) == 1
     assert "no course folder found" in capsys.readouterr().out
+
+
+def test_the_reference_implementation_handed_in_fails_with_the_reason(tmp_path, capsys):
+    from test_grading import REFERENCE_MUL_CATCHES, TENSOR_OPS, reference_mul_notebook
+
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", tmp_path)
+    shutil.copytree(REPO_ROOT / "solutions" / TENSOR_OPS, tmp_path / "solutions" / TENSOR_OPS)
+    path = tmp_path / "course" / TENSOR_OPS / f"{TENSOR_OPS}.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(reference_mul_notebook(), path)
+    assert main(["check", str(path)]) == 1
+    output = capsys.readouterr().out
+    failed = {grade_id for grade_id, row in table_rows(output).items() if row[4] == "FAIL"}
+    assert failed == REFERENCE_MUL_CATCHES
+    assert "Your Mul is autodiff_ref.ops.Mul, the reference implementation" in output

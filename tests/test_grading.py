@@ -46,6 +46,8 @@ pytestmark = pytest.mark.notebooks
 
 NOTEBOOKS = [path.parent.name for path in notebook_paths(SOLUTIONS_DIR)]
 BROKEN = "01_computational_graph"  # the notebook every kind of broken submission is tried on
+TENSOR_OPS = "05_tensor_ops"  # where a student hands in the reference Mul instead of writing it
+REFERENCE_MUL_CATCHES = {"test_mul", "test_binary_ops_broadcast"}
 # Short, so the endless loop is stopped quickly; the course's own setting is in nbgrader_config.py.
 CELL_TIMEOUT = 10
 
@@ -148,6 +150,14 @@ def broken_submissions() -> dict[str, nbformat.NotebookNode | str]:
     }
 
 
+def reference_mul_notebook() -> nbformat.NotebookNode:
+    """Right answers, except that Mul is the reference implementation, imported."""
+    def import_instead(source: str) -> str:
+        return source[: source.index("class Mul(Function):")] + "from autodiff_ref.ops import Mul as Mul\n"
+
+    return with_answer_changed(TENSOR_OPS, "sub_mul", import_instead)
+
+
 def monkeypatching_notebook() -> nbformat.NotebookNode:
     """Right answers except evaluate, which is wrong; the first answer cell fakes every check."""
     notebook = with_answer_changed(BROKEN, "evaluate", lambda source: source.replace("return root.value", "return 0.0"))
@@ -236,6 +246,7 @@ def graded_class(tmp_path_factory) -> GradedClass:
         submit(course, "one_mistake", assignment, with_mistake(assignment))
     for student, submission in broken_submissions().items():
         submit(course, student, BROKEN, submission)
+    submit(course, "uses_reference", TENSOR_OPS, reference_mul_notebook())
     before = file_digests(course / "submitted")
 
     logs = {assignment: autograde(course, assignment) for assignment in NOTEBOOKS}
@@ -325,6 +336,14 @@ def test_monkeypatched_checks_are_put_back_and_earn_nothing(graded_class):
     for replaced in ("numpy.allclose", "check_evaluate", "assert_close.__code__", "input_transformers_post"):
         assert replaced in note
     assert "Grading note" in graded_class.logs[BROKEN].stderr
+
+
+def test_the_reference_implementation_handed_in_earns_nothing_and_says_why(graded_class):
+    expected = {g: 0 if g in REFERENCE_MUL_CATCHES else p for g, p in points_of(TENSOR_OPS).items()}
+    got = graded_class.grades["uses_reference", TENSOR_OPS]
+    assert {grade_id: got[grade_id] for grade_id in expected} == expected
+    test = cell_with_id(graded_class.autograded("uses_reference", TENSOR_OPS), "test_mul")
+    assert "autodiff_ref.ops.Mul" in error_outputs(test)[0].evalue
 
 
 @pytest.mark.parametrize("student", ["reordered", "not_json"])
