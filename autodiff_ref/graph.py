@@ -25,13 +25,14 @@ def topological_order(root: Any) -> list[Any]:
     stack: list[Any] = [root]
     while stack:
         node = stack[-1]
-        if id(node) in expanded:  # on top again: every input is placed
+        key = id(node)
+        if key in expanded:  # on top again: every input is placed
             stack.pop()
-            if id(node) not in placed:  # a node pushed twice is placed once
-                placed.add(id(node))
+            if key not in placed:  # a node pushed twice is placed once
+                placed.add(key)
                 order.append(node)
             continue
-        expanded.add(id(node))
+        expanded.add(key)
         for parent in node.inputs:
             if id(parent) not in expanded:
                 stack.append(parent)
