@@ -148,7 +148,10 @@ def with_instructor_tests(learner: NotebookNode, instructor: NotebookNode, name:
 
 def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:
     """Run ``notebook`` in place in a fresh kernel whose working directory is ``folder``."""
-    executor = GuardedExecute(timeout=timeout, kernel_name="python3")
+    # The kernel warns on stderr that it talks over local TCP; that line would only alarm a learner.
+    executor = GuardedExecute(
+        timeout=timeout, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"]
+    )
     executor.preprocess(notebook, {"metadata": {"path": str(folder)}})
     return notebook
 
