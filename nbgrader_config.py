@@ -30,6 +30,10 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # it is interrupted and scored 0, and the notebook goes on with the next cell.
 c.ExecutePreprocessor.timeout = 120
 
+# Grading skips drawing figures (plots cost 1-2 s per notebook and earn no points): the autograded
+# notebooks and the feedback show "<Figure ...>" where a plot was. Delete this line to keep them.
+c.Execute.extra_arguments = ["--InlineBackend.figure_formats=set()"]
+
 # Before nbgrader restores the test cells: name edited and deleted ones in a grading note at the
 # top of the autograded notebook, put deleted ones back, and refuse a notebook whose cells were
 # reordered (that student gets an error; the class is still graded).

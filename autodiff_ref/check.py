@@ -148,9 +148,11 @@ def with_instructor_tests(learner: NotebookNode, instructor: NotebookNode, name:
 
 def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:
     """Run ``notebook`` in place in a fresh kernel whose working directory is ``folder``."""
-    # The kernel warns on stderr that it talks over local TCP; that line would only alarm a learner.
+    # No figures are drawn (the table is all a check prints), and the kernel's warning that it
+    # talks over local TCP would only alarm a learner.
     executor = GuardedExecute(
-        timeout=timeout, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"]
+        timeout=timeout, kernel_name="python3",
+        extra_arguments=["--InlineBackend.figure_formats=set()", "--IPKernelApp.log_level=ERROR"],
     )
     executor.preprocess(notebook, {"metadata": {"path": str(folder)}})
     return notebook
