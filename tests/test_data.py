@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import builtins
+import importlib.util
 
 import numpy as np
 import pytest
@@ -52,14 +52,10 @@ def test_the_split_is_stratified(digits):
 
 
 def test_a_missing_scikit_learn_gets_a_clear_error(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_sklearn(name, *args, **kwargs):
-        if name.startswith("sklearn"):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "sklearn" else real_find_spec(name, *args)
+    )
     with pytest.raises(ImportError, match=r"load_digits needs scikit-learn.*autodiff-course\[course\]"):
         data.load_digits()
 
