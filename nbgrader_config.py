@@ -18,7 +18,7 @@ c.CourseDirectory.release_directory = "course"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+c.CourseDirectory.db_url = "sqlite:///gradebook.db?timeout=60"
 
 # The learner version keeps a clear prompt where each solution was cut out.
 c.ClearSolutions.code_stub = {

@@ -55,7 +55,8 @@ def is_test_cell(cell: dict[str, Any]) -> bool:
 
 def is_fixed_cell(cell: dict[str, Any]) -> bool:
     """A cell students may not change: locked (tests and read-only cells), not an answer."""
-    return bool(nbgrader_metadata(cell).get("locked")) and not is_solution_cell(cell) and "grade_id" in nbgrader_metadata(cell)
+    metadata = nbgrader_metadata(cell)
+    return bool(metadata.get("locked")) and not metadata.get("solution") and "grade_id" in metadata
 
 
 def error_outputs(cell: dict[str, Any]) -> list[dict[str, Any]]:
@@ -202,7 +203,8 @@ def tampering(submitted: NotebookNode, handed_out: NotebookNode) -> tuple[list[s
         and _normalized(cell.source) != _normalized(fixed[nbgrader_metadata(cell)["grade_id"]].source)
     })
     deleted = [grade_id for grade_id in fixed if grade_id not in submitted_ids]
-    handed_out_ids = [nbgrader_metadata(cell)["grade_id"] for cell in handed_out.cells if "grade_id" in nbgrader_metadata(cell)]
+    handed_out_ids = [nbgrader_metadata(cell).get("grade_id") for cell in handed_out.cells]
+    handed_out_ids = [grade_id for grade_id in handed_out_ids if grade_id is not None]
     kept = [grade_id for grade_id in dict.fromkeys(submitted_ids) if grade_id in handed_out_ids]
     expected = [grade_id for grade_id in handed_out_ids if grade_id in kept]
     moved = [got for want, got in zip(expected, kept) if want != got]
@@ -214,14 +216,14 @@ class FlagTampering(NbGraderPreprocessor):
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
         handed_out = _handed_out(resources, self.config)
-        student = resources["nbgrader"].get("student", "?")
+        student, notebook = resources["nbgrader"].get("student", "?"), resources["nbgrader"]["notebook"]
         if handed_out is None:
-            self.log.warning("No released copy of %s to compare with: tampering not checked", resources["nbgrader"]["notebook"])
+            self.log.warning("No released copy of %s to compare with: tampering not checked", notebook)
             return nb, resources
         edited, deleted, moved = tampering(nb, handed_out)
         if moved:
             raise TamperedNotebookError(
-                f"{student}'s {resources['nbgrader']['notebook']}.ipynb has its cells out of order "
+                f"{student}'s {notebook}.ipynb has its cells out of order "
                 f"(first cell out of place: {moved[0]}), so its tests would not test what they say. "
                 "Ask the student to move the cells back (or to copy their answers into a fresh copy "
                 "of the notebook) and collect it again."
@@ -231,7 +233,7 @@ class FlagTampering(NbGraderPreprocessor):
         findings = [f"cell {grade_id} was edited; the original ran instead" for grade_id in edited]
         findings += [f"cell {grade_id} was deleted; the original was put back and ran" for grade_id in deleted]
         if findings:
-            self.log.warning("Tampering in %s's %s: %s", student, resources["nbgrader"]["notebook"], "; ".join(findings))
+            self.log.warning("Tampering in %s's %s: %s", student, notebook, "; ".join(findings))
             note = nbformat.v4.new_markdown_cell(
                 "**Grading note.** Cells that students may not change were changed in this "
                 "submission:\n\n" + "\n".join(f"- {finding}" for finding in findings)
