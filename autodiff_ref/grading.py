@@ -80,6 +80,15 @@ def bound_names(source: str) -> list[str]:
     return names
 
 
+def _as_list(text: str | None) -> list[str] | None:
+    """The list of names ``restore()`` returned, from its printed form; None if it is not one."""
+    try:
+        names = ast.literal_eval(text) if text else None
+    except (ValueError, SyntaxError):
+        return None
+    return names if isinstance(names, list) else None
+
+
 def _error_output(ename: str, message: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
 
@@ -112,7 +121,7 @@ class GuardedExecute(Execute):
             put_back = self._run_hidden("restore()")
         cell, resources = super().preprocess_cell(cell, resources, index)
         if self._guarded and is_test_cell(cell):
-            self._note_put_back(cell, ast.literal_eval(put_back) if put_back else None)
+            self._note_put_back(cell, _as_list(put_back))
         if self._guarded and is_fixed_cell(cell):
             names = bound_names(cell.source)
             if names:

@@ -27,7 +27,9 @@ from typing import Any
 _GUARDED_MODULE_PREFIXES = ("autodiff_ref", "numpy")
 _GUARDED_MODULES = ("builtins", "math", "operator", "sys")
 # Rebound by ipykernel for every cell it runs, not by the notebook.
-_SET_BY_THE_KERNEL = {("builtins", "input"), ("builtins", "raw_input"), ("sys", "excepthook"), ("sys", "displayhook")}
+_SET_BY_THE_KERNEL = {
+    ("builtins", "input"), ("builtins", "raw_input"), ("sys", "excepthook"), ("sys", "displayhook"),
+}
 _FUNCTION_PARTS = ("__code__", "__defaults__", "__kwdefaults__")
 # Attributes a notebook could set on the shell instance to hide errors or rewrite cells.
 _SHELL_METHODS = (
@@ -39,7 +41,7 @@ _JUPYTER_PACKAGES = ("IPython", "ipykernel", "matplotlib", "matplotlib_inline", 
 
 # Bound once, so that a notebook replacing a builtin cannot change how restore() works.
 _getattr, _setattr, _delattr, _isinstance = getattr, setattr, delattr, isinstance
-_list, _dict, _vars, _callable = list, dict, vars, callable
+_list, _vars, _callable = list, vars, callable
 
 _MISSING = object()
 _saved: dict[str, Any] | None = None

@@ -673,7 +673,8 @@ def test_a_bad_history_is_named(digits, trained, change, phrases):
 def test_the_learners_piece_is_used_once_it_passes(helper, own, broken, reference, capsys):
     assert helper(own) is own
     assert "✓" in capsys.readouterr().out
-    assert helper(broken) is reference
+    with np.errstate(over="ignore", invalid="ignore"):  # the naive cross-entropy overflows: that is its flaw
+        assert helper(broken) is reference
     printed = capsys.readouterr().out
     assert "does not pass its check yet" in printed and "run this cell again" in printed
 
