@@ -98,6 +98,16 @@ def _call(function: Callable[..., Any], *args: Any, what: str,
         raise _failure(error, what, explain(error) if explained else None) from error
 
 
+def _returned_array(got: Any, what: str, should: str) -> np.ndarray:
+    """What learner code returned, as a float64 array (a Tensor's data); fails if it is not one."""
+    if isinstance(got, Tensor):
+        got = got.data
+    try:
+        return np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckFailure(f"{what} returned {got!r}; it should return {should}.") from None
+
+
 def _close(got: np.ndarray, expected: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> bool:
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     return got.shape == expected.shape and bool(np.allclose(got, expected, atol=atol, rtol=rtol))
@@ -810,12 +820,7 @@ def check_numeric_gradient(numeric_gradient: Callable[..., Any], *, seed: int = 
                     f"{what} changed x.\n  Hint: work on a float64 copy (np.array(x, dtype=np.float64)) "
                     "and put each element back after nudging it."
                 )
-            if isinstance(got, Tensor):
-                got = got.data
-            try:
-                got = np.asarray(got, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise CheckFailure(f"{what} returned {got!r}; it should return an array.") from None
+            got = _returned_array(got, what, "an array")
             expected = case.derivative(np.asarray(kept, dtype=np.float64))
             if _close(got, expected):
                 continue
@@ -1072,12 +1077,7 @@ def check_hvp(hvp: Callable[..., Any], *, seed: int = 0) -> None:
             got = _call(hvp, case.f, x, v, what=what)
             if not (np.array_equal(x, x_kept) and np.array_equal(v, v_kept)):
                 raise CheckFailure(f"{what} changed x or v.\n  Hint: leave the arrays you are given as they are.")
-            if isinstance(got, Tensor):
-                got = got.data
-            try:
-                got = np.asarray(got, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise CheckFailure(f"{what} returned {got!r}; it should return a Tensor or an array.") from None
+            got = _returned_array(got, what, "a Tensor or an array")
             numeric = (_gradient_array(case.f, x_kept + eps * v_kept)
                        - _gradient_array(case.f, x_kept - eps * v_kept)) / (2 * eps)
             if not _close(got, numeric):
