@@ -19,7 +19,7 @@ The course root is found by walking up from the notebook to the folder holding b
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import re
 import shutil
 import sys
@@ -108,14 +108,16 @@ def without_hidden_test_markers(source: str) -> str:
 # --- building the notebook that is run ----------------------------------------------------------
 
 
-def with_instructor_tests(learner: NotebookNode, instructor: NotebookNode, name: str) -> tuple[NotebookNode, list[str]]:
+def with_instructor_tests(
+    learner: NotebookNode, instructor: NotebookNode, name: str
+) -> tuple[NotebookNode, list[str]]:
     """A copy of ``learner`` whose fixed cells (tests included, hidden ones too) come from
     ``instructor``, and notes on the fixed cells the learner had edited or deleted.
 
     Deleted cells are put back, as the grader does. Raises :class:`CheckError` when cells are
     out of order or changed in kind.
     """
-    handed_out = nbformat.from_dict(json.loads(json.dumps(instructor)))
+    handed_out = copy.deepcopy(instructor)
     for cell in handed_out.cells:
         if is_fixed_cell(cell):
             cell.source = released_source(cell.source)
@@ -126,7 +128,7 @@ def with_instructor_tests(learner: NotebookNode, instructor: NotebookNode, name:
             f"{name}: cells are out of order (first one moved: {moved[0]}); put them back in the "
             f"course order or {fresh_copy}"
         )
-    runnable = nbformat.from_dict(json.loads(json.dumps(learner)))
+    runnable = copy.deepcopy(learner)
     for grade_id in deleted:
         put_back_deleted(runnable, handed_out, grade_id)
     fixed = {nbgrader_metadata(cell)["grade_id"]: cell for cell in instructor.cells if is_fixed_cell(cell)}

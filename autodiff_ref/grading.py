@@ -25,7 +25,7 @@ refused with an error that says so, and the rest of the class is graded.
 from __future__ import annotations
 
 import ast
-import json
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -258,4 +258,4 @@ def put_back_deleted(nb: NotebookNode, handed_out: NotebookNode, grade_id: str) 
     original = handed_out.cells[order.index(grade_id)]
     present = {nbgrader_metadata(cell).get("grade_id"): i for i, cell in enumerate(nb.cells)}
     earlier = [present[g] for g in order[: order.index(grade_id)] if g is not None and g in present]
-    nb.cells.insert(earlier[-1] + 1 if earlier else 0, nbformat.from_dict(json.loads(json.dumps(original))))
+    nb.cells.insert(earlier[-1] + 1 if earlier else 0, copy.deepcopy(original))
