@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .ops import constant
+from .ops import affine, constant
 from .tensor import Function, Tensor
 
 __all__ = [
@@ -179,8 +179,7 @@ class Linear(Module):
             raise ValueError(
                 f"Linear expects inputs with {self.in_features} features on the last axis, got {got}"
             )
-        out = x @ self.weight
-        return out if self.bias is None else out + self.bias
+        return x @ self.weight if self.bias is None else affine(x, self.weight, self.bias)
 
     def __repr__(self) -> str:
         return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None})"
@@ -283,15 +282,15 @@ class NLLLoss(Function):
 
     def __init__(self, labels: np.ndarray) -> None:
         self.labels = labels
+        self.rows = np.arange(len(labels))
 
     def forward(self, logp):
-        return -np.mean(logp[np.arange(len(self.labels)), self.labels])
+        return -logp[self.rows, self.labels].sum() / len(self.labels)
 
     def backward(self, g, node):
         (logp,) = node.inputs
-        n = len(self.labels)
         pattern = np.zeros(logp.shape, dtype=logp.dtype)
-        pattern[np.arange(n), self.labels] = -1.0 / n
+        pattern[self.rows, self.labels] = -1.0 / len(self.labels)
         return (g * constant(pattern),)
 
 

@@ -36,15 +36,22 @@ def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
     Broadcasting ``(3,)`` to ``(2, 3)`` uses each element twice, so each element's gradient is the
     sum of the two rows' gradients: ``unbroadcast(g, (3,)) == g.sum(axis=0)``.
     """
-    if grad.data.shape == shape:
-        return grad
-    added = grad.ndim - len(shape)
-    stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1)
-    if stretched:  # summed with their length 1 kept
-        grad = grad.sum(axis=stretched, keepdims=True)
-    if added > 0:  # summed away
-        grad = grad.sum(axis=tuple(range(added)))
-    return grad.reshape(shape)  # no op when the shape is already right; an error if it cannot be
+    return grad if grad.data.shape == shape else SumTo(shape)(grad)
+
+
+def _broadcast_axes(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes of ``shape`` that broadcasting ``target`` to ``shape`` added or stretched."""
+    added = len(shape) - len(target)
+    if added >= 0:
+        axes = list(range(added))
+        for i, n in enumerate(target):
+            if n != shape[added + i]:
+                if n != 1:
+                    break  # a size that broadcasting could not have turned into shape's
+                axes.append(added + i)
+        else:
+            return tuple(axes)
+    raise ValueError(f"shape {shape} is not a broadcast of shape {target}")
 
 
 def _kept_shape(shape: tuple[int, ...], axis: Axis) -> tuple[int, ...]:
@@ -207,6 +214,28 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+class Affine(Function):
+    """``x @ w + b``, a dense layer as one op: ``x (..., n_in)``, ``w (n_in, n_out)``, ``b (n_out,)``.
+
+    The same numbers as a MatMul followed by an Add, with one node fewer and no ``x @ w`` kept
+    in between. Leading axes of ``x`` are batch axes: ``w`` and ``b`` are shared by every row.
+    """
+
+    def forward(self, x, w, b):
+        return x @ w + b
+
+    def backward(self, g, node):
+        x, w, b = node.inputs
+        return ((g @ w.T) if x.requires_grad else None,
+                (_as_rows(x).T @ _as_rows(g)) if w.requires_grad else None,
+                unbroadcast(g, b.shape) if b.requires_grad else None)
+
+
+def _as_rows(t: Tensor) -> Tensor:
+    """``t`` as a matrix, its leading (batch) axes flattened into rows: ``(..., n) -> (rows, n)``."""
+    return t if t.ndim == 2 else t.reshape(-1, t.shape[-1])
+
+
 def swap_last_axes(t: Tensor) -> Tensor:
     """Transpose every matrix in a stack: ``(..., m, n) -> (..., n, m)``."""
     axes = list(range(t.ndim))
@@ -233,7 +262,7 @@ class Transpose(Function):
         self.axes = None if axes is None else tuple(axes)
 
     def forward(self, a):
-        return np.transpose(a, self.axes)
+        return a.transpose(self.axes)  # the method: np.transpose adds a Python call per op
 
     def backward(self, g, node):
         ndim = node.ndim
@@ -250,6 +279,20 @@ class BroadcastTo(Function):
 
     def backward(self, g, node):
         return (unbroadcast(g, node.inputs[0].shape),)
+
+
+class SumTo(Function):
+    """Sum over the axes that broadcasting to the input's shape added or stretched: the reverse
+    of BroadcastTo, so each is the other's backward."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def forward(self, a):
+        return a.sum(axis=_broadcast_axes(a.shape, self.shape)).reshape(self.shape)
+
+    def backward(self, g, node):
+        return (broadcast_to(g, node.inputs[0].shape),)
 
 
 class GetItem(Function):
@@ -403,6 +446,10 @@ def cast(a, dtype) -> Tensor:
 
 def matmul(a, b) -> Tensor:
     return MatMul()(a, b)
+
+
+def affine(x, w, b) -> Tensor:
+    return Affine()(x, w, b)
 
 
 def reshape(a, shape: tuple[int, ...]) -> Tensor:

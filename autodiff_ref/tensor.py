@@ -401,6 +401,7 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
     come later in topological order) has been visited.
     """
     ledger: dict[int, Tensor] = {id(root): seed}
+    sums: set[int] = set()  # ledger entries that are sums this walk made: safe to add to in place
     reached = []
     for node in reversed(topological_order(root)):
         grad = ledger.pop(id(node), None)
@@ -430,8 +431,11 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
                 ledger[key] = input_grad
             elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
                 ledger[key] = earlier + input_grad
-            else:  # first-order: sum the arrays directly, no op to record
+            elif key in sums:  # first-order, third share or later: add to the sum we own
+                earlier.data += input_grad.data
+            else:  # first-order, second share: a new array for the sum, no op to record
                 ledger[key] = Tensor._from_op(np.asarray(earlier.data + input_grad.data), None, ())
+                sums.add(key)
     return reached
 
 

@@ -313,6 +313,47 @@ def test_broadcast_to(shapes, seed):
     assert gradcheck(lambda t: ops.BroadcastTo(target)(t), x)
 
 
+@FEW
+@given(shapes=broadcast_targets(), seed=seeds)
+def test_sum_to_reverses_broadcast_to(shapes, seed):
+    shape, target = shapes
+    x = sample(target, np.random.default_rng(seed))
+    added = len(target) - len(shape)
+    stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and target[added + i] != 1)
+    expected = x.sum(axis=tuple(range(added)) + stretched).reshape(shape)
+    np.testing.assert_allclose(forward_value(lambda t: ops.SumTo(shape)(t), x), expected, rtol=1e-12)
+    assert gradcheck(lambda t: ops.SumTo(shape)(t), x)
+    assert gradcheck(lambda t: ops.unbroadcast(t, shape), x)
+
+
+@pytest.mark.parametrize("shape, target", [((3,), (2, 3)), ((2, 3), (4, 3)), ((3,), (3, 3)), ((2, 3), (2,))])
+def test_sum_to_a_shape_that_does_not_broadcast_names_both(shape, target):
+    with pytest.raises(ValueError) as caught:
+        ops.SumTo(target)(Tensor(np.ones(shape)))
+    assert f"SumTo got inputs of shapes {shape}" in str(caught.value)
+    assert f"shape {shape} is not a broadcast of shape {target}" in str(caught.value)
+
+
+@pytest.mark.parametrize("shape_x", [(5, 3), (3,), (2, 4, 3)])
+def test_affine_is_matmul_plus_bias_in_one_op(shape_x):
+    rng = np.random.default_rng(12)
+    x, w, b = sample(shape_x, rng), sample((3, 2), rng), sample((2,), rng)
+    out = ops.affine(Tensor(x), Tensor(w, requires_grad=True), Tensor(b))
+    np.testing.assert_allclose(out.data, x @ w + b, rtol=1e-12)
+    assert type(out.op) is ops.Affine and len(out.inputs) == 3
+    assert gradcheck(ops.affine, x, w, b)
+    assert gradcheck(lambda x, w, b: ops.Affine()(x, w, b).tanh(), x, w, b)
+
+
+def test_affine_skips_the_gradients_nobody_asked_for():
+    rng = np.random.default_rng(13)
+    X, W, b = Tensor(sample((4, 3), rng)), Tensor(sample((3, 2), rng), requires_grad=True), Tensor(np.zeros(2))
+    out = ops.affine(X, W, b)
+    grad_x, grad_w, grad_b = out.op.backward(Tensor(np.ones((4, 2))), out)
+    assert grad_x is None and grad_b is None
+    np.testing.assert_allclose(grad_w.data, X.data.T @ np.ones((4, 2)))
+
+
 # -- indexing -----------------------------------------------------------------------------------------------
 @st.composite
 def slicings(draw, shape: tuple[int, ...]) -> tuple[slice, ...]:
