@@ -14,6 +14,8 @@ import numpy as np
 
 from autodiff_ref import Tensor
 from autodiff_ref.gradcheck import gradcheck
+from autodiff_ref.nn import cross_entropy
+from autodiff_ref.ops import affine
 
 from .harness import Case, Workload
 
@@ -99,7 +101,6 @@ def _floor_mlp_case(X, y, params) -> Case:
 
 
 def _ours_mlp_case(X, y, params) -> Case:
-    rows = np.arange(len(y))
     inputs = Tensor(X)
 
     def loss_and_grads(ps):
@@ -107,8 +108,10 @@ def _ours_mlp_case(X, y, params) -> Case:
         W1, b1, W2, b2 = tensors
         for t in tensors:
             t.grad = None
-        logits = (inputs @ W1 + b1).relu() @ W2 + b2
-        loss = -logits.log_softmax(axis=1)[rows, y].mean()
+        # Each engine computes its layers and loss with its own library's functions, as a user
+        # would: here what nn.Linear and nn.cross_entropy call.
+        logits = affine(affine(inputs, W1, b1).relu(), W2, b2)
+        loss = cross_entropy(logits, y)
         loss.backward()
         return loss.item(), [t.grad for t in tensors]
 
@@ -130,7 +133,8 @@ def _torch_mlp_case(torch, X, y, params) -> Case:
         for t in tensors:
             t.grad = None
         W1, b1, W2, b2 = tensors
-        loss = functional.cross_entropy(torch.relu(inputs @ W1 + b1) @ W2 + b2, labels)
+        hidden = torch.relu(functional.linear(inputs, W1.T, b1))  # linear() takes (out, in) weights
+        loss = functional.cross_entropy(functional.linear(hidden, W2.T, b2), labels)
         loss.backward()
         return loss.item(), [t.grad.numpy() for t in tensors]
 
