@@ -289,7 +289,9 @@ class SumTo(Function):
         self.shape = shape
 
     def forward(self, a):
-        return a.sum(axis=_broadcast_axes(a.shape, self.shape)).reshape(self.shape)
+        total = a.sum(axis=_broadcast_axes(a.shape, self.shape))
+        # Reshape only to put back stretched axes: a view would be copied again to become a .grad.
+        return total if total.shape == self.shape else total.reshape(self.shape)
 
     def backward(self, g, node):
         return (broadcast_to(g, node.inputs[0].shape),)
