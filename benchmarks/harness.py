@@ -100,7 +100,7 @@ def report(workloads: Sequence[Workload]) -> list[dict]:
     """Print one table per workload and return the rows for ``--json``."""
     rows = []
     for workload in workloads:
-        floor = statistics.median(workload.cases[0].times)
+        floor_times = workload.cases[0].times
         print(f"\n{workload.name}")
         for note in workload.notes:
             print(f"  ({note})")
@@ -108,7 +108,10 @@ def report(workloads: Sequence[Workload]) -> list[dict]:
         for case in workload.cases:
             median = statistics.median(case.times)
             low, high = min(case.times), max(case.times)
-            ratio = median / floor
+            # Paired: each round times the floor and this engine back to back, so a machine that
+            # speeds up or slows down between rounds moves both; the median of those ratios is
+            # steadier than a ratio of two medians taken from different rounds.
+            ratio = statistics.median(t / f for t, f in zip(case.times, floor_times))
             verdict = ""
             if case.engine == "autodiff_ref" and workload.target is not None:
                 verdict = "  target <= {:.2g}x: {}".format(workload.target, "met" if ratio <= workload.target else "MISSED")
@@ -171,7 +174,8 @@ def run_all(rounds: int, only: Sequence[str] | None, json_path: str | None, thre
     workloads, skipped = all_workloads(threads, only)
     rows: list[dict] = []
     if workloads:
-        print(f"BLAS threads pinned to {threads}; {rounds} interleaved rounds; medians with min - max.")
+        print(f"BLAS threads pinned to {threads}; {rounds} interleaved rounds; medians with min - max; "
+              "x floor is the median over rounds of the time over the floor's time in the same round.")
         for message in skipped:
             print(f"skipped: {message}")
         for workload in workloads:

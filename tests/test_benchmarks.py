@@ -1,0 +1,82 @@
+"""The benchmark suite runs, checks agreement before timing, and reports paired ratios.
+
+Speed itself is not asserted here (timings belong to `python -m benchmarks`, not to unit tests):
+these tests check that the command works on a fresh install and that its numbers mean what the
+README says they mean.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.harness import Case, Workload, check_agreement, report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _workload(floor_result, other_result, rtol=1e-9) -> Workload:
+    return Workload(
+        "toy",
+        [Case("numpy floor", lambda: None, result=lambda: floor_result),
+         Case("autodiff_ref", lambda: None, result=lambda: other_result)],
+        rtol=rtol,
+    )
+
+
+def test_agreement_passes_within_the_tolerance():
+    grads = [np.array([1.0, 2.0])]
+    check_agreement(_workload((1.0, grads), (1.0 + 1e-12, [grads[0] * (1 + 1e-12)])))
+
+
+def test_agreement_names_the_engine_and_the_gradient_that_differ():
+    with pytest.raises(AssertionError, match=r"autodiff_ref disagrees with the floor on the gradient 1 \(relative error 1.00e-03"):
+        check_agreement(_workload((1.0, [np.ones(2), np.ones(3)]), (1.0, [np.ones(2), np.ones(3) * 1.001])))
+
+
+def test_agreement_counts_the_gradients():
+    with pytest.raises(AssertionError, match="returned 1 gradients, floor 2"):
+        check_agreement(_workload((1.0, [np.ones(2), np.ones(2)]), (1.0, [np.ones(2)])))
+
+
+def test_ratio_to_the_floor_pairs_each_round(capsys):
+    # The machine is twice as fast from round 3 on, and slowed down again in round 3 between the
+    # floor's turn and the engine's. Paired, the engine is 2x the floor in four rounds of five;
+    # the ratio of the two medians (2.0 over 0.5) would say 4x.
+    workload = _workload(None, None)
+    workload.cases[0].times = [1.0, 1.0, 0.5, 0.5, 0.5]
+    workload.cases[1].times = [2.0, 2.0, 2.0, 1.0, 1.0]
+    workload.target = 3.0
+    (floor_row, ours_row) = report([workload])
+    assert floor_row["ratio_to_floor"] == 1.0
+    assert ours_row["ratio_to_floor"] == 2.0
+    assert (ours_row["median_s"], ours_row["min_s"], ours_row["max_s"]) == (2.0, 1.0, 2.0)
+    assert "2.00x  target <= 3x: met" in capsys.readouterr().out
+
+
+def test_the_readme_command_runs_and_saves_json(tmp_path):
+    """`python -m benchmarks` as the README gives it, on the two quickest groups, one round."""
+    saved = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "tiny", "gradcheck", "--rounds", "1", "--json", str(saved)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "BLAS threads pinned to 1" in completed.stdout
+    assert "agreement: every engine's loss and gradients match the floor's." in completed.stdout
+    results = json.loads(saved.read_text())
+    assert results["environment"]["blas_threads"] == 1 and results["rounds"] == 1
+    rows = results["results"]
+    workloads = {row["workload"] for row in rows}
+    assert len(workloads) == 3  # the tiny-op chain and gradcheck of matmul and of div
+    for name in workloads:
+        engines = {row["engine"]: row for row in rows if row["workload"] == name}
+        assert engines["numpy floor"]["ratio_to_floor"] == 1.0
+        ours = engines["autodiff_ref"]
+        assert ours["ratio_to_floor"] > 0 and ours["target"] is not None
+        assert ours["min_s"] <= ours["median_s"] <= ours["max_s"]
