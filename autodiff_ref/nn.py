@@ -17,8 +17,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .ops import affine, constant
-from .tensor import Function, Tensor
+from .ops import LogSoftmax, affine, constant
+from .tensor import Function, Tensor, is_grad_enabled
 
 __all__ = [
     "Parameter",
@@ -31,7 +31,7 @@ __all__ = [
     "mse_loss",
     "cross_entropy",
     "accuracy",
-    "NLLLoss",
+    "CrossEntropy",
 ]
 
 
@@ -273,25 +273,35 @@ def _logits_shape(logits: Any, caller: str) -> tuple[int, int]:
     return shape
 
 
-class NLLLoss(Function):
-    """Negative log-likelihood: ``-mean(logp[i, labels[i]])`` for log-probabilities ``(N, C)``.
+class CrossEntropy(Function):
+    """Mean cross-entropy of logits ``(N, C)`` against class labels ``(N,)``, as one op:
+    ``-mean(log_softmax(logits)[i, labels[i]])``.
 
-    Only the true class's entry of each row enters the loss, each with weight ``-1/N``, so the
-    gradient is that constant pattern times the incoming scalar ``g``.
+    Its gradient with respect to the logits is ``(softmax(logits) - onehot(labels)) / N`` times
+    the incoming scalar ``g``. A plain backward pass takes the softmax from the log-probabilities
+    the forward kept (one ``exp``). When the gradient is itself being differentiated (``grad`` of
+    ``grad``), that saved array would be a constant, so the softmax is computed again as Tensor
+    operations on the logits.
     """
 
     def __init__(self, labels: np.ndarray) -> None:
         self.labels = labels
         self.rows = np.arange(len(labels))
 
-    def forward(self, logp):
-        return -logp[self.rows, self.labels].sum() / len(self.labels)
+    def forward(self, logits):
+        self.log_probs = LogSoftmax(axis=1).forward(logits)  # kept for the backward
+        return -self.log_probs[self.rows, self.labels].sum() / len(self.labels)
 
     def backward(self, g, node):
-        (logp,) = node.inputs
-        pattern = np.zeros(logp.shape, dtype=logp.dtype)
-        pattern[self.rows, self.labels] = -1.0 / len(self.labels)
-        return (g * constant(pattern),)
+        (logits,) = node.inputs
+        if is_grad_enabled():
+            onehot = np.zeros(logits.shape, dtype=logits.dtype)
+            onehot[self.rows, self.labels] = 1
+            return ((logits.softmax(axis=1) - constant(onehot)) * (g / len(self.labels)),)
+        per_example = np.exp(self.log_probs)  # softmax(logits) ...
+        per_example[self.rows, self.labels] -= 1  # ... minus onehot(labels)
+        per_example /= len(self.labels)
+        return (g * constant(per_example),)
 
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
@@ -307,7 +317,7 @@ def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     labels = _class_labels(labels, n_rows, n_classes, "cross_entropy")
     if not isinstance(logits, Tensor):
         logits = Tensor(logits)
-    return NLLLoss(labels)(logits.log_softmax(axis=1))
+    return CrossEntropy(labels)(logits)
 
 
 def accuracy(logits: Tensor | np.ndarray, labels: Any) -> float:

@@ -162,7 +162,9 @@ class Tensor:
                     f"but this one has shape {self.shape}; reduce it first (e.g. .sum()) or pass "
                     f"grad= of shape {self.shape}"
                 )
-            seed = Tensor._from_op(np.ones(self.data.shape, self.data.dtype), None, ())  # not ones_like: its dispatch costs more than the array
+            ones = np.empty(self.data.shape, self.data.dtype)
+            ones.fill(1)  # what np.ones does, without its Python-level wrapper: a loss is one number
+            seed = Tensor._from_op(ones, None, ())
         else:
             seed = Tensor._from_op(_to_array(grad, self.dtype), None, ())
             if seed.shape != self.shape:

@@ -248,6 +248,18 @@ def test_cross_entropy_second_derivatives():
     assert np.abs(hessian_times_v).max() > 1e-2, "cross-entropy is curved: H v is not zero"
 
 
+def test_cross_entropy_backward_and_grad_agree():
+    # backward() takes the softmax the forward saved; grad() rebuilds it from the logits so that it
+    # can be differentiated again. Both must give the same first derivative.
+    rng = np.random.default_rng(8)
+    labels, logits = np.array([3, 0, 0, 2, 1]), rng.normal(size=(5, 4)) * 2
+    z = Tensor(logits, requires_grad=True)
+    nn.cross_entropy(z, labels).backward()
+    from_grad = grad(lambda t: nn.cross_entropy(t, labels))(Tensor(logits))
+    np.testing.assert_allclose(z.grad, from_grad.data, rtol=1e-12, atol=1e-15)
+    assert from_grad.requires_grad, "grad() returns a gradient that can be differentiated again"
+
+
 def test_cross_entropy_keeps_float32():
     z = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     loss = nn.cross_entropy(z, np.array([0, 1]))

@@ -322,7 +322,7 @@ def check_linear(LinearClass: type, *, cases: Sequence[tuple[int, int, tuple[int
 
 # --- cross-entropy ---------------------------------------------------------------------------------
 
-_READY_MADE_OPS = ("LogSumExp", "LogSoftmax", "NLLLoss")
+_READY_MADE_OPS = ("LogSumExp", "LogSoftmax", "CrossEntropy")
 
 
 def _stability_cases(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
@@ -445,7 +445,7 @@ def check_cross_entropy(fn: Callable[..., Any], *, shapes: Sequence[tuple[int, i
     :func:`autodiff_ref.nn.cross_entropy` and its gradient the numeric one; for logits around
     +1000 and -1000, a true class 1000 below the best, and rows on very different scales, the
     loss and gradient must stay finite and right. With ``from_scratch`` the graph of the loss
-    may not use the engine's ``LogSumExp``, ``LogSoftmax`` or ``NLLLoss``.
+    may not use the engine's ``LogSumExp``, ``LogSoftmax`` or ``CrossEntropy``.
     """
     with own_work("cross_entropy", fn, nn.cross_entropy):
         rng = np.random.default_rng(seed)
