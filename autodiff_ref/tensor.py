@@ -226,46 +226,46 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         return ops.getitem(self, index)
 
-    # -- methods ------------------------------------------------------------------------------
+    # -- methods (the op classes called directly too, where no shortcut applies) -------------
     def exp(self) -> Tensor:
-        return ops.exp(self)
+        return ops.Exp()(self)
 
     def log(self) -> Tensor:
-        return ops.log(self)
+        return ops.Log()(self)
 
     def sqrt(self) -> Tensor:
-        return ops.sqrt(self)
+        return ops.Sqrt()(self)
 
     def abs(self) -> Tensor:
-        return ops.abs(self)
+        return ops.Abs()(self)
 
     def relu(self) -> Tensor:
-        return ops.relu(self)
+        return ops.ReLU()(self)
 
     def sigmoid(self) -> Tensor:
-        return ops.sigmoid(self)
+        return ops.Sigmoid()(self)
 
     def tanh(self) -> Tensor:
-        return ops.tanh(self)
+        return ops.Tanh()(self)
 
     def matmul(self, other: Any) -> Tensor:
         return ops.MatMul()(self, other)
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.sum(self, axis, keepdims)
+        return ops.Sum(axis, keepdims)(self)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        total = ops.sum(self, axis, keepdims)
+        total = ops.Sum(axis, keepdims)(self)
         return total * (total.size / self.size)
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.max(self, axis, keepdims)
+        return ops.Max(axis, keepdims)(self)
 
     def logsumexp(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.logsumexp(self, axis, keepdims)
+        return ops.LogSumExp(axis, keepdims)(self)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return ops.log_softmax(self, axis)
+        return ops.LogSoftmax(axis)(self)
 
     def softmax(self, axis: int = -1) -> Tensor:
         return self.log_softmax(axis).exp()
@@ -282,7 +282,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return ops.transpose(self, None)
+        return ops.Transpose()(self)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return ops.broadcast_to(self, tuple(shape))
