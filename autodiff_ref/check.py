@@ -2,6 +2,7 @@
 
     autodiff-course check course/03_scalar_autodiff/03_scalar_autodiff.ipynb
     autodiff-course progress            # every notebook in course/
+    autodiff-course audit               # instructors: after nbgrader autograde, what to look at
     python -m autodiff_ref.check check PATH.ipynb
 
 ``check`` runs a copy of the learner's notebook headless (the notebook itself is never changed)
@@ -11,6 +12,11 @@ written; every read-only or test cell is taken from ``solutions/`` (matched by i
 so an edited test counts for nothing. It prints one row per exercise: points earned of possible,
 pass or fail, and the first line of what went wrong. The exit status is 0 only when every
 exercise passes.
+
+``audit`` is for instructors, after ``nbgrader autograde``: in the course folder it lists every
+submitted notebook that was not graded (the autograde log says why) and every autograded one in
+which the grader found cells changed, checks replaced, or the kernel dead. Exit status 0 means
+there is nothing to look at.
 
 The course root is found by walking up from the notebook to the folder holding both
 ``nbgrader_config.py`` and ``solutions/`` (a clone of the course repository).
@@ -33,6 +39,7 @@ from nbformat import NotebookNode
 
 from autodiff_ref.grading import (
     GuardedExecute,
+    audit,
     error_outputs,
     is_fixed_cell,
     is_test_cell,
@@ -263,6 +270,17 @@ def _check_and_print(path: Path, timeout: int) -> bool:
     return all(result.passed for result in results)
 
 
+def _audit_and_print(course: Path) -> int:
+    if not (course / "submitted").is_dir():
+        print(f"error: {course} has no submitted/ folder; run audit in the nbgrader course folder")
+        return 1
+    count, findings = audit(course)
+    print(f"{count} submitted notebooks in {course / 'submitted'}; {len(findings)} finding(s)")
+    for finding in findings:
+        print(f"  {finding.student}  {finding.assignment}/{finding.notebook}.ipynb: {finding.what}")
+    return 1 if findings else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="autodiff-course",
@@ -276,10 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     progress = commands.add_parser("progress", help="check every notebook in course/")
     progress.add_argument("course_dir", type=Path, nargs="?", default=Path.cwd(),
                           help="the course folder or any folder inside it (default: here)")
+    audit_command = commands.add_parser(
+        "audit", help="for instructors, after nbgrader autograde: list the submissions to look at")
+    audit_command.add_argument("course_dir", type=Path, nargs="?", default=Path.cwd(),
+                               help="the nbgrader course folder, holding submitted/ and autograded/ (default: here)")
     arguments = parser.parse_args(argv)
 
     if arguments.command == "check":
         return 0 if _check_and_print(arguments.notebook, arguments.timeout) else 1
+    if arguments.command == "audit":
+        return _audit_and_print(arguments.course_dir)
 
     try:
         root = find_course_root(arguments.course_dir)

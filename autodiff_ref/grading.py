@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 KERNEL_DIED = "KernelDied"
-NOTE_TAG = "autodiff-grading-note"  # cell metadata key of the grading note FlagTampering adds
+# Cell metadata key under which the grader records what it found, for `autodiff-course audit`:
+# on the note cell FlagTampering adds, on a test cell whose checks were put back, and on the cell
+# where the kernel died.
+NOTE_TAG = "autodiff-grading-note"
 
 
 def nbgrader_metadata(cell: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +159,7 @@ class GuardedExecute(Execute):
             )
         else:
             return
+        cell.metadata[NOTE_TAG] = {"put_back": names} if names is not None else {"interfered": True}
         self.log.warning(message)
         # On stdout: nbgrader scores a test cell that printed to stderr as failed.
         cell.outputs.insert(0, NotebookNode(output_type="stream", name="stdout", text=message + "\n"))
@@ -166,6 +171,7 @@ class GuardedExecute(Execute):
             "or running out of memory); this cell and every cell after it could not run"
         )
         self.log.error("Kernel died in cell %d: %s", died_at, cause)
+        nb.cells[died_at].metadata[NOTE_TAG] = {"kernel_died": True}
         for index, cell in enumerate(nb.cells):
             if index < died_at or cell.cell_type != "code":
                 continue
@@ -259,3 +265,53 @@ def put_back_deleted(nb: NotebookNode, handed_out: NotebookNode, grade_id: str) 
     present = {nbgrader_metadata(cell).get("grade_id"): i for i, cell in enumerate(nb.cells)}
     earlier = [present[g] for g in order[: order.index(grade_id)] if g is not None and g in present]
     nb.cells.insert(earlier[-1] + 1 if earlier else 0, copy.deepcopy(original))
+
+
+# --- after grading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditFinding:
+    student: str
+    assignment: str
+    notebook: str
+    what: str
+
+
+def audit(course: Path) -> tuple[int, list[AuditFinding]]:
+    """What an instructor should look at after ``nbgrader autograde``: the number of submitted
+    notebooks, and for each of them that was not graded at all, or whose autograded copy records
+    changed cells, checks the grader put back, or a kernel death, a finding saying so."""
+    findings: list[AuditFinding] = []
+    submitted = sorted((course / "submitted").glob("*/*/*.ipynb"))
+    for path in submitted:
+        student, assignment = path.parts[-3], path.parts[-2]
+
+        def found(what: str) -> None:
+            findings.append(AuditFinding(student, assignment, path.stem, what))
+
+        autograded = course / "autograded" / student / assignment / path.name
+        if not autograded.exists():
+            found("not graded: the autograde log says why")
+            continue
+        try:
+            notebook = nbformat.read(autograded, as_version=4)
+        except Exception as error:  # noqa: BLE001 -- whatever is wrong, say so and go on
+            found(f"its autograded copy cannot be read ({error})")
+            continue
+        for index, cell in enumerate(notebook.cells):
+            note = cell.metadata.get(NOTE_TAG)
+            if not note:
+                continue
+            name = nbgrader_metadata(cell).get("grade_id") or f"cell {index}"
+            for grade_id in note.get("edited", []):
+                found(f"test or read-only cell {grade_id} was edited; the original ran")
+            for grade_id in note.get("deleted", []):
+                found(f"test or read-only cell {grade_id} was deleted; the original was put back and ran")
+            if note.get("put_back"):
+                found(f"before test {name}, the grader put back what the notebook replaced: {', '.join(note['put_back'])}")
+            if note.get("interfered"):
+                found(f"before test {name}, code in the notebook interfered with the grader's check")
+            if note.get("kernel_died"):
+                found(f"the kernel died in {name}; nothing after it ran")
+    return len(submitted), findings

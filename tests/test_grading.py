@@ -29,6 +29,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from autodiff_ref.check import main as check_main
+from autodiff_ref.grading import audit
+
 from notebook_tools import (
     COURSE_DIR,
     REPO_ROOT,
@@ -384,6 +387,32 @@ def test_every_other_student_is_graded(graded_class):
 
 def test_no_submitted_file_is_modified(graded_class):
     assert file_digests(graded_class.course / "submitted") == graded_class.submitted_before
+
+
+def test_audit_lists_exactly_the_submissions_to_look_at(graded_class, capsys):
+    count, findings = audit(graded_class.course)
+    assert count == len(list((graded_class.course / "submitted").glob("*/*/*.ipynb")))
+    found: dict[tuple[str, str], list[str]] = {}
+    for finding in findings:
+        found.setdefault((finding.student, finding.assignment), []).append(finding.what)
+    assert set(found) == {(student, BROKEN) for student in
+                          ("test_edited_to_pass", "test_deleted", "monkeypatches", "kills_kernel", "reordered", "not_json")}
+    assert found["test_edited_to_pass", BROKEN] == ["test or read-only cell test_build_z was edited; the original ran"]
+    assert found["test_deleted", BROKEN] == [
+        "test or read-only cell test_build_z was deleted; the original was put back and ran"]
+    assert found["monkeypatches", BROKEN][0].startswith("before test test_build_z, the grader put back what")
+    assert found["kills_kernel", BROKEN] == ["the kernel died in evaluate; nothing after it ran"]
+    assert found["reordered", BROKEN] == found["not_json", BROKEN] == ["not graded: the autograde log says why"]
+
+    assert check_main(["audit", str(graded_class.course)]) == 1
+    printed = capsys.readouterr().out
+    assert f"{count} submitted notebooks in {graded_class.course / 'submitted'}; {len(findings)} finding(s)" in printed
+    assert f"  monkeypatches  {BROKEN}/{BROKEN}.ipynb: before test test_build_z" in printed
+
+
+def test_audit_of_a_folder_that_is_not_a_course_says_so(tmp_path, capsys):
+    assert check_main(["audit", str(tmp_path)]) == 1
+    assert "has no submitted/ folder" in capsys.readouterr().out
 
 
 def test_grading_twice_in_parallel_gives_the_same_gradebook(graded_class):
