@@ -289,7 +289,8 @@ class CrossEntropy(Function):
         self.rows = np.arange(len(labels))
 
     def forward(self, logits):
-        self.log_probs = LogSoftmax(axis=1).forward(logits)  # kept for the backward
+        # Kept for the backward, with the array they belong to (see there).
+        self.logits, self.log_probs = logits, LogSoftmax(axis=1).forward(logits)
         return -self.log_probs[self.rows, self.labels].sum() / len(self.labels)
 
     def backward(self, g, node):
@@ -298,6 +299,11 @@ class CrossEntropy(Function):
             onehot = np.zeros(logits.shape, dtype=logits.dtype)
             onehot[self.rows, self.labels] = 1
             return ((logits.softmax(axis=1) - constant(onehot)) * (g / len(self.labels)),)
+        if logits.data is not self.logits:
+            raise RuntimeError(
+                "this CrossEntropy op was applied to other logits after making this output, so its "
+                "saved softmax belongs to them; make one CrossEntropy per call, as cross_entropy() does"
+            )
         per_example = np.exp(self.log_probs)  # softmax(logits) ...
         per_example[self.rows, self.labels] -= 1  # ... minus onehot(labels)
         per_example /= len(self.labels)

@@ -9,7 +9,8 @@ Elementwise ops broadcast as NumPy does. An input that was broadcast was, in eff
 the stretched axes, so its gradient is the sum over those axes: :func:`unbroadcast`.
 
 A backward may return ``None`` for an input that does not require grad (data, a constant, a
-mask). Mul, Div, Pow and MatMul do: there a gradient nobody asked for costs as much as the forward.
+mask). Mul, Div, Pow, MatMul and Affine do: there a gradient nobody asked for costs as much as
+the forward.
 
 Below the classes, a lowercase function per op (``mul(a, b)``, ``sum(a, axis)``) applies it.
 """

@@ -260,6 +260,15 @@ def test_cross_entropy_backward_and_grad_agree():
     assert from_grad.requires_grad, "grad() returns a gradient that can be differentiated again"
 
 
+def test_a_cross_entropy_op_applied_twice_refuses_to_mix_up_its_saved_softmax():
+    labels = np.array([0, 1])
+    op = nn.CrossEntropy(labels)
+    first = op(Tensor(np.zeros((2, 3)), requires_grad=True))
+    op(Tensor(np.ones((2, 3)), requires_grad=True))
+    with pytest.raises(RuntimeError, match="make one CrossEntropy per call"):
+        first.backward()
+
+
 def test_cross_entropy_keeps_float32():
     z = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     loss = nn.cross_entropy(z, np.array([0, 1]))
