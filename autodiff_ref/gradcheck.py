@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, _from_op, no_grad
 
 __all__ = ["numeric_grad", "gradcheck", "GradcheckError"]
 
@@ -89,7 +89,7 @@ def gradcheck(
 
     # Copies of the inputs to nudge, each wrapped once in a constant Tensor that shares its data.
     points = [t.data.copy() for t in tensors]
-    constants = [Tensor._from_op(point, None, ()) for point in points]
+    constants = [_from_op(point, None, ()) for point in points]
 
     def projected() -> float:
         return float(np.sum(f(*constants).data * weights))

@@ -2,7 +2,9 @@
 
 A graph node is any object with an ``inputs`` attribute: the nodes it was computed from.
 ``Value`` (the scalar engine) and ``Tensor`` (the tensor engine) both qualify, so they share
-this one traversal.
+this one traversal: the scalar engine's backward, the graph drawings and the notebooks' checks
+use it. ``Tensor.backward`` gets the same guarantee more cheaply from the order in which tensors
+were made (see ``autodiff_ref.tensor._backpropagate``).
 """
 
 from __future__ import annotations

@@ -21,14 +21,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .tensor import Function, Tensor
+from .tensor import Function, Tensor, _from_op
 
 Axis = int | tuple[int, ...] | None
 
 
 def constant(array: Any) -> Tensor:
     """A tensor outside the graph: masks and signs that scale a gradient but are not learned."""
-    return Tensor._from_op(np.asarray(array), None, ())
+    return _from_op(np.asarray(array), None, ())
 
 
 def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:

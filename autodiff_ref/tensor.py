@@ -11,14 +11,20 @@ The ops themselves live in :mod:`autodiff_ref.ops`, one ``Function`` subclass ea
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import numbers
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .graph import topological_order
-
 _grad_enabled = True
+
+# Every tensor takes the next number when it is made. A tensor is always made after its inputs,
+# so ordering by this number, largest first, visits every op before the ops that made its inputs:
+# a topological order that costs nothing to find.
+_creation_counter = itertools.count()
+_new_object = object.__new__
 
 
 @contextlib.contextmanager
@@ -59,15 +65,31 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     return array
 
 
+def _from_op(data: np.ndarray, op: Function | None, inputs: tuple[Tensor, ...]) -> Tensor:
+    """An op's output (or, with ``op=None``, a constant); skips ``Tensor.__init__``'s checks and
+    copy, which the op's inputs already passed. A plain function: on small arrays, even the cost of
+    a classmethod call shows."""
+    out = _new_object(Tensor)
+    # One assignment per line: unpacking a tuple into five slots costs a tuple per op.
+    out.data = data
+    out.grad = None
+    out.op = op
+    out.inputs = inputs
+    out.requires_grad = op is not None
+    out.created = next(_creation_counter)
+    return out
+
+
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
     ``Tensor(data, requires_grad=False, dtype=None)``: ``data`` is a number, a nested list or a
     NumPy array (copied). Integers and booleans become float64 unless ``dtype`` says otherwise;
-    floating arrays keep their dtype, and so do their gradients.
+    floating arrays keep their dtype, and so do their gradients. ``created`` numbers the tensors
+    in the order they were made, which the backward pass uses as its topological order.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "created", "__weakref__")
 
     # NumPy defers to our reflected operators, so `array + tensor` is a Tensor, not an array of them.
     __array_ufunc__ = None
@@ -84,18 +106,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.op: Function | None = None
         self.inputs: tuple[Tensor, ...] = ()
-
-    @classmethod
-    def _from_op(cls, data: np.ndarray, op: Function | None, inputs: tuple[Tensor, ...]) -> Tensor:
-        """An op's output; skips ``__init__``'s checks, which the op's inputs already passed."""
-        out = object.__new__(cls)
-        # One assignment per line: unpacking a tuple into four slots costs a tuple per op.
-        out.data = data
-        out.grad = None
-        out.op = op
-        out.inputs = inputs
-        out.requires_grad = op is not None
-        return out
+        self.created: int = next(_creation_counter)
 
     # -- plain facts --------------------------------------------------------------------------
     @property
@@ -141,7 +152,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data as a new leaf that does not require gradients: the graph stops here."""
-        return Tensor._from_op(self.data, None, ())
+        return _from_op(self.data, None, ())
 
     # -- the backward pass --------------------------------------------------------------------
     def backward(self, grad: Any = None) -> None:
@@ -164,9 +175,9 @@ class Tensor:
                 )
             ones = np.empty(self.data.shape, self.data.dtype)
             ones.fill(1)  # what np.ones does, without its Python-level wrapper: a loss is one number
-            seed = Tensor._from_op(ones, None, ())
+            seed = _from_op(ones, None, ())
         else:
-            seed = Tensor._from_op(_to_array(grad, self.dtype), None, ())
+            seed = _from_op(_to_array(grad, self.dtype), None, ())
             if seed.shape != self.shape:
                 raise ValueError(
                     f"backward(grad=...) got a gradient of shape {seed.shape} for a tensor of shape {self.shape}"
@@ -314,21 +325,24 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
     def __call__(self, *inputs: Any) -> Tensor:
-        # Plain loops rather than all()/any() over generators: this runs for every op, forward
-        # and backward, and on small arrays its overhead is most of an op's cost.
+        # This runs for every op, forward and backward; on small arrays its overhead is most of
+        # an op's cost. Hence a plain loop rather than all() over a generator, and the usual one
+        # and two inputs spelled out: a list comprehension would cost as much as NumPy's work.
         for value in inputs:
             if not isinstance(value, Tensor):
                 inputs = _as_tensors(inputs)
                 break
         try:
-            # One and two inputs spelled out: on small arrays, a list comprehension here would
-            # cost as much as NumPy's own work.
             if len(inputs) == 2:
-                data = self.forward(inputs[0].data, inputs[1].data)
+                a, b = inputs
+                data = self.forward(a.data, b.data)
+                recorded = _grad_enabled and (a.requires_grad or b.requires_grad)
             elif len(inputs) == 1:
                 data = self.forward(inputs[0].data)
+                recorded = _grad_enabled and inputs[0].requires_grad
             else:
                 data = self.forward(*[t.data for t in inputs])
+                recorded = _grad_enabled and any(t.requires_grad for t in inputs)
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -338,11 +352,7 @@ class Function:
             ) from error
         if type(data) is not np.ndarray:
             data = np.asarray(data)
-        if _grad_enabled:
-            for tensor in inputs:
-                if tensor.requires_grad:
-                    return Tensor._from_op(data, self, inputs)
-        return Tensor._from_op(data, None, ())
+        return _from_op(data, self, inputs) if recorded else _from_op(data, None, ())
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -358,7 +368,7 @@ def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
             break
     return tuple(
         v if isinstance(v, Tensor)
-        else Tensor._from_op(np.asarray(v, dtype=like) if like is not None and isinstance(v, numbers.Real) else _to_array(v), None, ())
+        else _from_op(np.asarray(v, dtype=like) if like is not None and isinstance(v, numbers.Real) else _to_array(v), None, ())
         for v in values
     )
 
@@ -395,21 +405,25 @@ def _checked_gradient(node: Tensor, position: int, grad: Any) -> Tensor:
     return grad if grad.dtype == tensor.dtype else grad.astype(tensor.dtype)
 
 
-def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
+def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
     """Every tensor that ``root`` depends on and that requires grad, with d(root)/d(it).
 
     ``seed`` is the gradient flowing into ``root``. Contributions from every path are summed in a
-    ledger keyed by tensor; a tensor's total is final once every op that used it (all of them
-    come later in topological order) has been visited.
+    ledger keyed by tensor. The tensors with an entry wait in a heap, latest made first: when a
+    tensor comes off the heap its total is final, because every op that used it made a later
+    tensor, which has passed its share back already. This finds a topological order on the way
+    (as PyTorch's engine does) instead of walking the whole graph first, and never visits the
+    tensors that do not require grad.
     """
     ledger: dict[int, Tensor] = {id(root): seed}
     sums: set[int] = set()  # ledger entries that are sums this walk made: safe to add to in place
-    reached = []
-    for node in reversed(topological_order(root)):
-        grad = ledger.pop(id(node), None)
-        if grad is None:
-            continue
-        reached.append((node, grad))
+    # The id breaks ties between copies of one tensor (copy.copy keeps .created), so that the
+    # heap never has to compare two Tensors.
+    waiting = [(-root.created, id(root), root)]
+    while waiting:
+        node = heapq.heappop(waiting)[2]
+        grad = ledger.pop(id(node))
+        yield node, grad
         if node.op is None:
             continue
         inputs = node.inputs
@@ -421,24 +435,25 @@ def _backpropagate(root: Tensor, seed: Tensor) -> list[tuple[Tensor, Tensor]]:
                 continue
             input_grad = input_grads[position]
             # The usual case inline; anything else is cast or explained by _checked_gradient.
+            # (NumPy's dtypes for float32 and float64 are singletons: `is` is the cheap test.)
             if (
                 type(input_grad) is not Tensor
                 or input_grad.data.shape != tensor.data.shape
-                or input_grad.data.dtype != tensor.data.dtype
+                or input_grad.data.dtype is not tensor.data.dtype
             ):
                 input_grad = _checked_gradient(node, position, input_grad)
             key = id(tensor)
             earlier = ledger.get(key)
             if earlier is None:
                 ledger[key] = input_grad
+                heapq.heappush(waiting, (-tensor.created, key, tensor))
             elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
                 ledger[key] = earlier + input_grad
             elif key in sums:  # first-order, third share or later: add to the sum we own
                 earlier.data += input_grad.data
             else:  # first-order, second share: a new array for the sum, no op to record
-                ledger[key] = Tensor._from_op(np.asarray(earlier.data + input_grad.data), None, ())
+                ledger[key] = _from_op(np.asarray(earlier.data + input_grad.data), None, ())
                 sums.add(key)
-    return reached
 
 
 def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -472,8 +487,8 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         if not out.requires_grad:
             found = {}
         else:
-            found = {id(node): g for node, g in _backpropagate(out, Tensor._from_op(np.ones_like(out.data), None, ()))}
-        zeros = lambda t: Tensor._from_op(np.zeros_like(t.data), None, ())  # noqa: E731
+            found = {id(node): g for node, g in _backpropagate(out, _from_op(np.ones_like(out.data), None, ()))}
+        zeros = lambda t: _from_op(np.zeros_like(t.data), None, ())  # noqa: E731
         grads = tuple(found[id(args[i])] if id(args[i]) in found else zeros(args[i]) for i in positions)
         return grads[0] if isinstance(argnums, int) else grads
 
