@@ -243,6 +243,9 @@ def mse_loss(pred: Tensor, target: Tensor | np.ndarray) -> Tensor:
     return (diff * diff).mean()
 
 
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}  # by item size in bytes
+
+
 def _class_labels(labels: Any, n_rows: int, n_classes: int, caller: str) -> np.ndarray:
     """``labels`` as an integer array of shape ``(n_rows,)`` with values in ``[0, n_classes)``."""
     array = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
@@ -256,9 +259,9 @@ def _class_labels(labels: Any, n_rows: int, n_classes: int, caller: str) -> np.n
             f"{caller} needs labels of shape ({n_rows},), one class index per row of the logits, "
             f"got shape {array.shape}"
         )
-    outside = (array < 0) | (array >= n_classes)
-    if outside.any():
-        i = int(np.argmax(outside))
+    # One pass over the labels: seen as unsigned integers, negative labels become huge ones.
+    if array.size and array.view(_UNSIGNED[array.itemsize]).max() >= n_classes:
+        i = int(np.argmax((array < 0) | (array >= n_classes)))
         raise ValueError(
             f"{caller}: label {int(array[i])} at position {i} is out of range; with {n_classes} "
             f"classes (logits of shape ({n_rows}, {n_classes})) labels must be in 0..{n_classes - 1}"
@@ -306,8 +309,8 @@ class CrossEntropy(Function):
             )
         per_example = np.exp(self.log_probs)  # softmax(logits) ...
         per_example[self.rows, self.labels] -= 1  # ... minus onehot(labels)
-        per_example /= len(self.labels)
-        return (g * constant(per_example),)
+        per_example *= g.data / len(self.labels)  # g is one number: scale the array, no op needed
+        return (constant(per_example),)
 
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
