@@ -128,6 +128,7 @@ def with_instructor_tests(
     for cell in handed_out.cells:
         if is_fixed_cell(cell):
             cell.source = released_source(cell.source)
+    learner, duplicated = without_duplicate_ids(learner)
     edited, deleted, moved = tampering(learner, handed_out)
     fresh_copy = "take the cells back from a fresh copy of the course notebook"
     if moved:
@@ -150,9 +151,30 @@ def with_instructor_tests(
             )
         cell.source = without_hidden_test_markers(original.source)
         cell.metadata["nbgrader"] = dict(nbgrader_metadata(original))
-    notes = [f"you changed cell {grade_id}; the course's version ran instead" for grade_id in edited]
+    notes = [
+        f"cell {grade_id} appears more than once; as in grading, only its last copy counts and the "
+        "others ran as your own code" for grade_id in duplicated
+    ]
+    notes += [f"you changed cell {grade_id}; the course's version ran instead" for grade_id in edited]
     notes += [f"cell {grade_id} was missing; the course's version was put back and ran" for grade_id in deleted]
     return runnable, notes
+
+
+def without_duplicate_ids(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
+    """A copy of ``notebook`` in which a grade_id that appears more than once is kept on its last
+    copy only, and those grade_ids. nbgrader's ``DeduplicateIds`` does the same before grading:
+    the earlier copies lose their nbgrader metadata and run as ordinary cells."""
+    deduplicated, seen, duplicated = copy.deepcopy(notebook), set(), []
+    for cell in reversed(deduplicated.cells):
+        grade_id = nbgrader_metadata(cell).get("grade_id")
+        if grade_id is None:
+            continue
+        if grade_id in seen:
+            cell.metadata["nbgrader"] = {}
+            if grade_id not in duplicated:
+                duplicated.append(grade_id)
+        seen.add(grade_id)
+    return deduplicated, duplicated[::-1]
 
 
 def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:

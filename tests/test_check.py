@@ -95,6 +95,22 @@ def test_a_deleted_test_cell_is_put_back_and_named(course, capsys):
     assert "note: cell test_evaluate was missing; the course's version was put back and ran" in output
 
 
+def test_a_test_cell_pasted_twice_counts_once_and_is_named(course, capsys):
+    # As nbgrader grades it: the last copy is the test, the earlier one runs as the learner's code.
+    notebook = solved_notebook(ASSIGNMENT)
+    test = cell_with_id(notebook, "test_evaluate")
+    pasted = nbformat.from_dict(test)
+    pasted.id = "pasted-copy"  # Jupyter gives a pasted cell an id of its own
+    notebook.cells.insert(notebook.cells.index(test) + 1, pasted)
+    assert main(["check", str(place(course, notebook))]) == 0
+    output = capsys.readouterr().out
+    assert table_rows(output)["test_evaluate"][4] == "pass"
+    assert sum(line.split()[:1] == ["test_evaluate"] for line in output.splitlines()) == 1
+    total = sum(points_of(ASSIGNMENT).values())
+    assert f"{total:g} / {total:g}" in output
+    assert "note: cell test_evaluate appears more than once; as in grading, only its last copy counts" in output
+
+
 def test_monkeypatched_checks_do_not_earn_points(course, capsys):
     from test_grading import monkeypatching_notebook
 
