@@ -104,21 +104,25 @@ def report(workloads: Sequence[Workload]) -> list[dict]:
         print(f"\n{workload.name}")
         for note in workload.notes:
             print(f"  ({note})")
-        print(f"  {'engine':<16}{'median':>12}{'min - max':>24}{'per ' + workload.unit:>16}{'x floor':>10}")
+        print(f"  {'engine':<16}{'median':>12}{'min - max':>24}{'per ' + workload.unit:>16}{'x floor':>10}{'middle half':>14}")
         for case in workload.cases:
             median = statistics.median(case.times)
             low, high = min(case.times), max(case.times)
             # Paired: each round times the floor and this engine back to back, so a machine that
             # speeds up or slows down between rounds moves both; the median of those ratios is
             # steadier than a ratio of two medians taken from different rounds.
-            ratio = statistics.median(t / f for t, f in zip(case.times, floor_times))
+            # The middle half of the paired ratios shows how much of a gap is the machine's noise.
+            ratios = [t / f for t, f in zip(case.times, floor_times)]
+            ratio = statistics.median(ratios)
+            first_quartile, third_quartile = (float(q) for q in np.percentile(ratios, [25, 75]))
             verdict = ""
             if case.engine == "autodiff_ref" and workload.target is not None:
                 verdict = "  target <= {:.2g}x: {}".format(workload.target, "met" if ratio <= workload.target else "MISSED")
             print(
                 f"  {case.engine:<16}{_format_seconds(median):>12}"
                 f"{_format_seconds(low) + ' - ' + _format_seconds(high):>24}"
-                f"{_format_seconds(median / case.per):>16}{ratio:>9.2f}x{verdict}"
+                f"{_format_seconds(median / case.per):>16}{ratio:>9.2f}x"
+                f"{f'{first_quartile:.2f}-{third_quartile:.2f}':>14}{verdict}"
             )
             rows.append(
                 {
@@ -130,6 +134,7 @@ def report(workloads: Sequence[Workload]) -> list[dict]:
                     "per_unit_s": median / case.per,
                     "unit": workload.unit,
                     "ratio_to_floor": ratio,
+                    "ratio_quartiles": [first_quartile, third_quartile],
                     "target": workload.target if case.engine == "autodiff_ref" else None,
                 }
             )

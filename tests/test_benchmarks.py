@@ -56,7 +56,8 @@ def test_ratio_to_the_floor_pairs_each_round(capsys):
     assert floor_row["ratio_to_floor"] == 1.0
     assert ours_row["ratio_to_floor"] == 2.0
     assert (ours_row["median_s"], ours_row["min_s"], ours_row["max_s"]) == (2.0, 1.0, 2.0)
-    assert "2.00x  target <= 3x: met" in capsys.readouterr().out
+    assert ours_row["ratio_quartiles"] == [2.0, 2.0]  # paired ratios 2, 2, 4, 2, 2
+    assert "2.00x     2.00-2.00  target <= 3x: met" in capsys.readouterr().out
 
 
 def test_the_readme_command_runs_and_saves_json(tmp_path):
