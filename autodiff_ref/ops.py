@@ -8,6 +8,9 @@ differentiated again.
 Elementwise ops broadcast as NumPy does. An input that was broadcast was, in effect, copied along
 the stretched axes, so its gradient is the sum over those axes: :func:`unbroadcast`.
 
+The fused ops :class:`Affine` and ``nn.CrossEntropy`` exist for speed, and their backward has
+a second path: in a plain backward pass, which records nothing, it works on the arrays directly.
+
 A backward may return ``None`` for an input that does not require grad (data, a constant, a
 mask). Mul, Div, Pow, MatMul and Affine do: there a gradient nobody asked for costs as much as
 the forward.
@@ -21,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .tensor import Function, Tensor, _from_op
+from .tensor import Function, Tensor, _from_op, is_grad_enabled
 
 Axis = int | tuple[int, ...] | None
 
@@ -220,6 +223,12 @@ class Affine(Function):
 
     The same numbers as a MatMul followed by an Add, with one node fewer and no ``x @ w`` kept
     in between. Leading axes of ``x`` are batch axes: ``w`` and ``b`` are shared by every row.
+
+    A layer is the op every network calls most, so its backward has a fast path, as
+    :class:`~autodiff_ref.nn.CrossEntropy` does: a plain backward pass, which records nothing,
+    computes the same three products on the arrays. On a small layer the five Tensor ops of the
+    general rule would cost as much as the products themselves. When the gradient is itself
+    being differentiated (``grad`` of ``grad``), the rule runs as Tensor ops.
     """
 
     def forward(self, x, w, b):
@@ -227,9 +236,14 @@ class Affine(Function):
 
     def backward(self, g, node):
         x, w, b = node.inputs
-        return ((g @ w.T) if x.requires_grad else None,
-                (_as_rows(x).T @ _as_rows(g)) if w.requires_grad else None,
-                unbroadcast(g, b.shape) if b.requires_grad else None)
+        if is_grad_enabled():
+            return ((g @ w.T) if x.requires_grad else None,
+                    (_as_rows(x).T @ _as_rows(g)) if w.requires_grad else None,
+                    unbroadcast(g, b.shape) if b.requires_grad else None)
+        g = g.data
+        return (constant(g @ w.data.T) if x.requires_grad else None,
+                constant(x.data.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])) if w.requires_grad else None,
+                constant(SumTo(b.shape).forward(g)) if b.requires_grad else None)
 
 
 def _as_rows(t: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
-from autodiff_ref import Tensor, ops
+from autodiff_ref import Tensor, grad, ops
 from autodiff_ref.gradcheck import gradcheck
 
 FEW = settings(max_examples=25, deadline=None)
@@ -343,6 +343,22 @@ def test_affine_is_matmul_plus_bias_in_one_op(shape_x):
     assert type(out.op) is ops.Affine and len(out.inputs) == 3
     assert gradcheck(ops.affine, x, w, b)
     assert gradcheck(lambda x, w, b: ops.Affine()(x, w, b).tanh(), x, w, b)
+
+
+@pytest.mark.parametrize("shape_x, shape_b", [((5, 3), (2,)), ((3,), (2,)), ((2, 4, 3), (2,)), ((4, 3), (1, 2)), ((4, 3), (4, 2))])
+def test_affine_plain_backward_on_arrays_matches_its_tensor_op_rule(shape_x, shape_b):
+    # .backward() takes the array path; grad() records the gradient's graph, so it takes the
+    # Tensor-op path. Both must give the same gradients, including a bias that was broadcast.
+    rng = np.random.default_rng(14)
+    x, w, b = sample(shape_x, rng), sample((3, 2), rng), sample(shape_b, rng)
+    weights = sample(np.broadcast_shapes(x[..., :2].shape, shape_b), rng)
+    loss = lambda x, w, b: (ops.affine(x, w, b) * Tensor(weights)).sum()  # noqa: E731
+    tensors = [Tensor(v, requires_grad=True) for v in (x, w, b)]
+    loss(*tensors).backward()
+    by_tensor_ops = grad(loss, argnums=(0, 1, 2))(x, w, b)
+    for tensor, expected in zip(tensors, by_tensor_ops):
+        assert tensor.grad.shape == tensor.shape
+        np.testing.assert_allclose(tensor.grad, expected.data, rtol=1e-13)
 
 
 def test_affine_skips_the_gradients_nobody_asked_for():
