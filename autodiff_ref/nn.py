@@ -259,6 +259,8 @@ def _class_labels(labels: Any, n_rows: int, n_classes: int, caller: str) -> np.n
             f"{caller} needs labels of shape ({n_rows},), one class index per row of the logits, "
             f"got shape {array.shape}"
         )
+    if not array.dtype.isnative:  # read from a big-endian file, say: the view below needs ours
+        array = array.astype(array.dtype.newbyteorder("="))
     # One pass over the labels: seen as unsigned integers, negative labels become huge ones.
     if array.size and array.view(_UNSIGNED[array.itemsize]).max() >= n_classes:
         i = int(np.argmax((array < 0) | (array >= n_classes)))

@@ -295,6 +295,18 @@ def test_bad_labels_get_clear_errors(loss_or_metric):
         loss_or_metric(Tensor(np.zeros(4)), np.array([0]))
 
 
+@pytest.mark.parametrize("dtype", ["<i8", ">i8", "<i4", ">i2", "u1", "<u4", ">u8"])
+def test_labels_of_any_integer_dtype_and_byte_order_are_range_checked_alike(dtype):
+    logits = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+    loss = nn.cross_entropy(Tensor(logits), np.array([0, 2], dtype=dtype))
+    assert loss.item() == pytest.approx(-(np.log(0.5) + np.log(0.8)) / 2, rel=1e-12)
+    with pytest.raises(ValueError, match="label 3 at position 1 is out of range"):
+        nn.cross_entropy(Tensor(logits), np.array([0, 3], dtype=dtype))
+    if np.dtype(dtype).kind == "i":
+        with pytest.raises(ValueError, match="label -2 at position 0 is out of range"):
+            nn.cross_entropy(Tensor(logits), np.array([-2, 1], dtype=dtype))
+
+
 def test_accuracy_counts_rows_whose_top_logit_is_the_label():
     logits = np.array([[0.1, 2.0, 0.3], [5.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 3.0, 2.0]])
     result = nn.accuracy(Tensor(logits), np.array([1, 0, 2, 2]))
