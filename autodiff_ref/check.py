@@ -26,16 +26,19 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import re
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
+from nbgrader.preprocessors import DeduplicateIds
 
 from autodiff_ref.grading import (
     GuardedExecute,
@@ -51,6 +54,8 @@ from autodiff_ref.grading import (
 DEFAULT_CELL_TIMEOUT = 120
 HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
 IGNORED_FILES = (".ipynb_checkpoints", "__pycache__", "*.pyc")
+_SILENT = logging.getLogger("autodiff_ref.check.silent")
+_SILENT.disabled = True
 
 
 class CheckError(Exception):
@@ -161,20 +166,13 @@ def with_instructor_tests(
 
 
 def without_duplicate_ids(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
-    """A copy of ``notebook`` in which a grade_id that appears more than once is kept on its last
-    copy only, and those grade_ids. nbgrader's ``DeduplicateIds`` does the same before grading:
-    the earlier copies lose their nbgrader metadata and run as ordinary cells."""
-    deduplicated, seen, duplicated = copy.deepcopy(notebook), set(), []
-    for cell in reversed(deduplicated.cells):
-        grade_id = nbgrader_metadata(cell).get("grade_id")
-        if grade_id is None:
-            continue
-        if grade_id in seen:
-            cell.metadata["nbgrader"] = {}
-            if grade_id not in duplicated:
-                duplicated.append(grade_id)
-        seen.add(grade_id)
-    return deduplicated, duplicated[::-1]
+    """A copy of ``notebook`` as the grader sees it when a grade_id appears more than once, and
+    those grade_ids: nbgrader's ``DeduplicateIds`` keeps the last copy, and the earlier ones lose
+    their nbgrader metadata and run as ordinary cells. (Its warning is not shown: the note is.)"""
+    counts = Counter(nbgrader_metadata(cell).get("grade_id") for cell in notebook.cells)
+    duplicated = [grade_id for grade_id, count in counts.items() if grade_id is not None and count > 1]
+    deduplicated, _ = DeduplicateIds(log=_SILENT).preprocess(copy.deepcopy(notebook), {})
+    return deduplicated, duplicated
 
 
 def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:

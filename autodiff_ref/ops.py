@@ -242,12 +242,13 @@ class Affine(Function):
                     unbroadcast(g, b.shape) if b.requires_grad else None)
         g = g.data
         return (constant(g @ w.data.T) if x.requires_grad else None,
-                constant(x.data.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])) if w.requires_grad else None,
+                constant(_as_rows(x.data).T @ _as_rows(g)) if w.requires_grad else None,
                 constant(SumTo(b.shape).forward(g)) if b.requires_grad else None)
 
 
-def _as_rows(t: Tensor) -> Tensor:
-    """``t`` as a matrix, its leading (batch) axes flattened into rows: ``(..., n) -> (rows, n)``."""
+def _as_rows(t: Tensor | np.ndarray) -> Tensor | np.ndarray:
+    """``t`` as a matrix, its leading (batch) axes flattened into rows: ``(..., n) -> (rows, n)``.
+    Tensors and arrays alike, for both paths of Affine's backward."""
     return t if t.ndim == 2 else t.reshape(-1, t.shape[-1])
 
 
