@@ -188,48 +188,52 @@ class Tensor:
                 array = node_grad.data
                 if node.grad is not None:
                     node.grad = np.asarray(node.grad + array)  # 0-d sums are scalars
-                else:
-                    # Ops may hand the same array to several inputs (Add passes g on as it is) or
-                    # return a view; every .grad gets an array of its own, safe to change in place.
-                    node.grad = array.copy() if id(array) in stored or array.base is not None else array
-                stored.add(id(node.grad))
+                    continue
+                # Ops may hand the same array to several inputs (Add passes g on as it is) or
+                # return a view; every .grad gets an array of its own, safe to change in place.
+                key = id(array)
+                if key in stored or array.base is not None:
+                    array = array.copy()
+                    key = id(array)
+                node.grad = array
+                stored.add(key)
 
-    # -- operators (the ops are in ops.py; called directly, one call less per op) --------------
+    # -- operators (the ops are in ops.py; one shared instance each, defined below) -----------
     def __add__(self, other: Any) -> Tensor:
-        return ops.Add()(self, other)
+        return _ADD(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.Add()(other, self)
+        return _ADD(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return ops.Sub()(self, other)
+        return _SUB(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.Sub()(other, self)
+        return _SUB(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return ops.Mul()(self, other)
+        return _MUL(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.Mul()(other, self)
+        return _MUL(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return ops.Div()(self, other)
+        return _DIV(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.Div()(other, self)
+        return _DIV(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return ops.Pow()(self, other)
+        return _POW(self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return ops.Pow()(other, self)
+        return _POW(other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return ops.MatMul()(self, other)
+        return _MATMUL(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.MatMul()(other, self)
+        return _MATMUL(other, self)
 
     def __neg__(self) -> Tensor:
         return ops.Neg()(self)
@@ -260,7 +264,7 @@ class Tensor:
         return ops.Tanh()(self)
 
     def matmul(self, other: Any) -> Tensor:
-        return ops.MatMul()(self, other)
+        return _MATMUL(self, other)
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return ops.Sum(axis, keepdims)(self)
@@ -415,14 +419,14 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
     (as PyTorch's engine does) instead of walking the whole graph first, and never visits the
     tensors that do not require grad.
     """
-    ledger: dict[int, Tensor] = {id(root): seed}
-    sums: set[int] = set()  # ledger entries that are sums this walk made: safe to add to in place
+    ledger: dict[Tensor, Tensor] = {root: seed}  # Tensors hash by identity: no __eq__
+    sums: set[Tensor] = set()  # tensors whose entry is a sum this walk made: safe to add to in place
     # The id breaks ties between copies of one tensor (copy.copy keeps .created), so that the
     # heap never has to compare two Tensors.
     waiting = [(-root.created, id(root), root)]
     while waiting:
         node = heapq.heappop(waiting)[2]
-        grad = ledger.pop(id(node))
+        grad = ledger.pop(node)
         yield node, grad
         if node.op is None:
             continue
@@ -442,18 +446,17 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
                 or input_grad.data.dtype is not tensor.data.dtype
             ):
                 input_grad = _checked_gradient(node, position, input_grad)
-            key = id(tensor)
-            earlier = ledger.get(key)
+            earlier = ledger.get(tensor)
             if earlier is None:
-                ledger[key] = input_grad
-                heapq.heappush(waiting, (-tensor.created, key, tensor))
+                ledger[tensor] = input_grad
+                heapq.heappush(waiting, (-tensor.created, id(tensor), tensor))
             elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
-                ledger[key] = earlier + input_grad
-            elif key in sums:  # first-order, third share or later: add to the sum we own
+                ledger[tensor] = earlier + input_grad
+            elif tensor in sums:  # first-order, third share or later: add to the sum we own
                 earlier.data += input_grad.data
             else:  # first-order, second share: a new array for the sum, no op to record
-                ledger[key] = _from_op(np.asarray(earlier.data + input_grad.data), None, ())
-                sums.add(key)
+                ledger[tensor] = _from_op(np.asarray(earlier.data + input_grad.data), None, ())
+                sums.add(tensor)
 
 
 def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -496,3 +499,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
 
 
 from . import ops  # noqa: E402  -- ops needs Tensor and Function, defined above
+
+# The operators call one shared instance of each op rather than making one per call: these ops
+# keep no settings and no state, and a new instance per op is a cost that shows on small arrays.
+_ADD, _SUB, _MUL, _DIV, _POW, _MATMUL = ops.Add(), ops.Sub(), ops.Mul(), ops.Div(), ops.Pow(), ops.MatMul()
