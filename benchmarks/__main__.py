@@ -10,8 +10,9 @@ a kernel per notebook, so it takes a few minutes.
 """
 
 import argparse
-import os
 import sys
+
+from . import pin_blas_threads
 
 
 def main() -> int:
@@ -21,8 +22,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, help="run only these groups: mlp scalar tiny gradcheck digits grading (grading runs only when named)")
     parser.add_argument("--json", metavar="FILE", help="also save the results as JSON")
     args = parser.parse_args()
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
-        os.environ[name] = str(args.threads)
+    pin_blas_threads(args.threads)
 
     from .harness import run_all  # imports NumPy: only now that the thread count is set
 

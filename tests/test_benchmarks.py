@@ -8,6 +8,9 @@ README says they mean.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +84,34 @@ def test_the_readme_command_runs_and_saves_json(tmp_path):
         ours = engines["autodiff_ref"]
         assert ours["ratio_to_floor"] > 0 and ours["target"] is not None
         assert ours["min_s"] <= ours["median_s"] <= ours["max_s"]
+
+
+def _instructions_command(*args, path=None):
+    env = {**os.environ, "PATH": path} if path is not None else None
+    return subprocess.run([sys.executable, "-m", "benchmarks.instructions", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_instruction_counts_say_what_they_need_without_valgrind():
+    completed = _instructions_command(path="")
+    assert completed.returncode == 2
+    assert "needs valgrind on the PATH" in completed.stderr
+
+
+def test_instruction_counts_leave_other_engines_out_unless_asked():
+    listed = subprocess.run(
+        [sys.executable, "-c", "from benchmarks.instructions import _cases; "
+         "print([case.engine for _, case in _cases(['tiny'], [])])"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert listed.stdout.strip() == "['numpy floor', 'autodiff_ref']", listed.stderr
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_counts_of_the_tiny_chain():
+    completed = _instructions_command("--calls", "1")
+    assert completed.returncode == 0, completed.stderr
+    floor, ours = re.findall(r"^  (numpy floor|autodiff_ref) +([\d,]+) instructions per op +([\d.]+)x floor$",
+                             completed.stdout, re.MULTILINE)
+    assert floor[2] == "1.00"
+    assert int(ours[1].replace(",", "")) > int(floor[1].replace(",", "")) > 1000
