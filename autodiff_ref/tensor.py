@@ -188,15 +188,11 @@ class Tensor:
                 array = node_grad.data
                 if node.grad is not None:
                     node.grad = np.asarray(node.grad + array)  # 0-d sums are scalars
-                    continue
-                # Ops may hand the same array to several inputs (Add passes g on as it is) or
-                # return a view; every .grad gets an array of its own, safe to change in place.
-                key = id(array)
-                if key in stored or array.base is not None:
-                    array = array.copy()
-                    key = id(array)
-                node.grad = array
-                stored.add(key)
+                else:
+                    # Ops may hand the same array to several inputs (Add passes g on as it is) or
+                    # return a view; every .grad gets an array of its own, safe to change in place.
+                    node.grad = array.copy() if id(array) in stored or array.base is not None else array
+                stored.add(id(node.grad))
 
     # -- operators (the ops are in ops.py; one shared instance each, defined below) -----------
     def __add__(self, other: Any) -> Tensor:
@@ -419,14 +415,14 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
     (as PyTorch's engine does) instead of walking the whole graph first, and never visits the
     tensors that do not require grad.
     """
-    ledger: dict[Tensor, Tensor] = {root: seed}  # Tensors hash by identity: no __eq__
-    sums: set[Tensor] = set()  # tensors whose entry is a sum this walk made: safe to add to in place
+    ledger: dict[int, Tensor] = {id(root): seed}
+    sums: set[int] = set()  # ledger entries that are sums this walk made: safe to add to in place
     # The id breaks ties between copies of one tensor (copy.copy keeps .created), so that the
     # heap never has to compare two Tensors.
     waiting = [(-root.created, id(root), root)]
     while waiting:
         node = heapq.heappop(waiting)[2]
-        grad = ledger.pop(node)
+        grad = ledger.pop(id(node))
         yield node, grad
         if node.op is None:
             continue
@@ -446,17 +442,18 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
                 or input_grad.data.dtype is not tensor.data.dtype
             ):
                 input_grad = _checked_gradient(node, position, input_grad)
-            earlier = ledger.get(tensor)
+            key = id(tensor)
+            earlier = ledger.get(key)
             if earlier is None:
-                ledger[tensor] = input_grad
-                heapq.heappush(waiting, (-tensor.created, id(tensor), tensor))
+                ledger[key] = input_grad
+                heapq.heappush(waiting, (-tensor.created, key, tensor))
             elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
-                ledger[tensor] = earlier + input_grad
-            elif tensor in sums:  # first-order, third share or later: add to the sum we own
+                ledger[key] = earlier + input_grad
+            elif key in sums:  # first-order, third share or later: add to the sum we own
                 earlier.data += input_grad.data
             else:  # first-order, second share: a new array for the sum, no op to record
-                ledger[tensor] = _from_op(np.asarray(earlier.data + input_grad.data), None, ())
-                sums.add(tensor)
+                ledger[key] = _from_op(np.asarray(earlier.data + input_grad.data), None, ())
+                sums.add(key)
 
 
 def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
