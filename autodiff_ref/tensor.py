@@ -232,7 +232,7 @@ class Tensor:
         return _MATMUL(other, self)
 
     def __neg__(self) -> Tensor:
-        return ops.Neg()(self)
+        return _NEG(self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.getitem(self, index)
@@ -499,4 +499,4 @@ from . import ops  # noqa: E402  -- ops needs Tensor and Function, defined above
 
 # The operators call one shared instance of each op rather than making one per call: these ops
 # keep no settings and no state, and a new instance per op is a cost that shows on small arrays.
-_ADD, _SUB, _MUL, _DIV, _POW, _MATMUL = ops.Add(), ops.Sub(), ops.Mul(), ops.Div(), ops.Pow(), ops.MatMul()
+_ADD, _SUB, _MUL, _DIV, _POW, _MATMUL, _NEG = ops.Add(), ops.Sub(), ops.Mul(), ops.Div(), ops.Pow(), ops.MatMul(), ops.Neg()
