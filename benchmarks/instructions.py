@@ -7,7 +7,8 @@ divided by N and by the workload's units: the work of the call itself, without P
 or the imports. Instructions are not time (cache misses and allocation cost more than they
 count), but two versions of the code compared this way differ only where the code differs.
 
-Needs valgrind (``apt install valgrind``); slow, since valgrind runs Python some 50 times slower:
+BLAS is pinned to one thread, as in ``python -m benchmarks``. Needs valgrind (``apt install
+valgrind``); slow, since valgrind runs Python some 50 times slower:
 ``--only tiny`` (the default) takes about a minute.
 
     python -m benchmarks.instructions                          # the tiny-op chain
