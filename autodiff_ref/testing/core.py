@@ -84,11 +84,11 @@ def guess_mistake(got: np.ndarray, expected: np.ndarray, rtol: float = RTOL) -> 
         return "every value has the wrong sign: look for a missing or extra minus."
     if np.allclose(got, 0) and not np.allclose(expected, 0):
         return "the result is all zeros: was a value never filled in, or a gradient never passed on?"
-    nonzero = np.abs(expected) > 1e-9
-    if np.any(nonzero):
-        ratio = got[nonzero] / expected[nonzero]
-        if np.allclose(ratio, ratio[0], rtol=1e-6) and not np.isclose(ratio[0], 1.0):
-            return f"every value is {ratio[0]:.4g} times the expected one: a constant factor is off."
+    nonzero = np.flatnonzero(np.abs(expected) > 1e-9)
+    if nonzero.size >= 2:  # one number is always some multiple of another: no evidence
+        ratio = got.flat[nonzero[0]] / expected.flat[nonzero[0]]
+        if ratio != 0 and not np.isclose(ratio, 1.0) and np.allclose(got, ratio * expected, rtol=1e-6, atol=1e-9):
+            return f"every value is {ratio:.4g} times the expected one: a constant factor is off."
     if got.ndim == 2 and got.shape[0] == got.shape[1] and np.allclose(got, expected.T, rtol=rtol):
         return "the values are the transpose of the expected ones."
     return None
