@@ -409,7 +409,8 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
     """Every tensor that ``root`` depends on and that requires grad, with d(root)/d(it).
 
     ``seed`` is the gradient flowing into ``root``. Contributions from every path are summed in a
-    ledger keyed by tensor. The tensors with an entry wait in a heap, latest made first: when a
+    ledger keyed by ``id(tensor)``, as notebook 06 teaches: a key that would still work if Tensor
+    had an elementwise ``==``. The tensors with an entry wait in a heap, latest made first: when a
     tensor comes off the heap its total is final, because every op that used it made a later
     tensor, which has passed its share back already. This finds a topological order on the way
     (as PyTorch's engine does) instead of walking the whole graph first, and never visits the
