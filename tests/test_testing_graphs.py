@@ -61,9 +61,13 @@ def test_z_graph_passes_the_graph_as_written():
     check_z_graph(lambda a, b, c: op_node("add", op_node("sub", a, b), c), leaf, seed=3)
 
 
-def test_z_graph_accepts_the_commuted_add_with_a_note(capsys):
-    check_z_graph(lambda a, b, c: op_node("add", c, op_node("sub", a, b)), leaf)
-    assert "you built c + (a - b)" in capsys.readouterr().out
+def test_z_graph_accepts_the_commuted_add_with_a_note_once(capsys):
+    def build_z(a, b, c):
+        return op_node("add", c, op_node("sub", a, b))
+
+    for seed in (0, 1, 2, 3):  # as when graded: the visible test, then the hidden seeds
+        check_z_graph(build_z, leaf, seed=seed)
+    assert capsys.readouterr().out.count("you built c + (a - b)") == 1
 
 
 @pytest.mark.parametrize(
@@ -76,6 +80,8 @@ def test_z_graph_accepts_the_commuted_add_with_a_note(capsys):
          "z should be the add node that computes (a - b) + c, but it is a sub node. Your graph computes the right "
          "number, but as a different expression"),
         (lambda a, b, c: op_node("add", op_node("add", a, b), c), "z.inputs[0] should be the sub node that computes a - b, but it is an add node."),
+        (lambda a, b, c: op_node("add", a, op_node("sub", c, b)),
+         "z.inputs[0] should be the sub node that computes a - b, but it is the leaf 'a'. Your graph computes the right number"),
         (lambda a, b, c: op_node("add", op_node("sub", leaf(a.value), b), c), "the sub node's first input is a new leaf with the value of the leaf a"),
         (lambda a, b, c: op_node("add", op_node("sub", a, b), a), "z.inputs[1] should be the leaf c, but it is the leaf 'a'"),
     ],
@@ -146,7 +152,7 @@ def test_sigmoid_graph_passes_either_order_of_the_add():
            "computes the right number, but as a different expression: build the graph of the expression exactly as "
            "written. Use the 'reciprocal' op"),
         (lambda x: op_node("reciprocal", op_node("add", leaf(1.0), op_node("exp", x))),
-         "the exp node's input should be the neg node that computes -x, but it is a leaf. The four steps"),
+         "the exp node's input should be the neg node that computes -x, but it is the leaf 'x'. The four steps"),
         (lambda x: op_node("reciprocal", op_node("add", leaf(2.0), op_node("exp", op_node("neg", x)))),
          "neither of its inputs is a leaf with value 1"),
         (lambda x: op_node("reciprocal", op_node("add", leaf(1.0), op_node("exp", op_node("neg", leaf(x.value))))),
@@ -211,9 +217,20 @@ def recursive_order(root):
     return order
 
 
+def scans_for_ready_nodes(root):
+    """A right answer that reads inputs often: again and again, place the first node whose inputs are placed."""
+    nodes, order, placed = iterative_order(root)[::-1], [], set()  # root first: each scan goes far
+    while len(order) < len(nodes):
+        node = next(n for n in nodes if n not in placed and all(p in placed for p in n.inputs))
+        order.append(node)
+        placed.add(node)
+    return order
+
+
 def test_topological_order_accepts_any_valid_order():
     check_topological_order(iterative_order, leaf, op_node)
     check_topological_order(kahn_order, leaf, op_node, random_graphs=(5, 6))
+    check_topological_order(scans_for_ready_nodes, leaf, op_node, deep=False)
     check_topological_order(iterative_order)  # with the checker's own nodes
 
 
@@ -241,6 +258,7 @@ def test_a_recursive_order_passes_small_graphs_and_fails_the_deep_chain_with_adv
     check_topological_order(recursive_order, leaf, op_node, deep=False)
     with fails("for a chain of 10,000 neg nodes hit Python's recursion limit (RecursionError)") as failure:
         check_topological_order(recursive_order, leaf, op_node)
+    assert "`visit` (inside `recursive_order`) calls itself once per node" in str(failure.value)
     assert "explicit stack" in str(failure.value)
 
 
@@ -253,6 +271,20 @@ def without_visited_set(root):
         else:
             stack.append((node, True))
             stack.extend((parent, False) for parent in node.inputs)
+    return order
+
+
+def walks_every_path(root):
+    """Places each node once, but expands a node again on every path that reaches it."""
+    order, placed, stack = [], set(), [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if not ready:
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node.inputs)
+        elif node not in placed:
+            placed.add(node)
+            order.append(node)
     return order
 
 
@@ -274,6 +306,11 @@ def appends_before_inputs(root):
         (lambda root: 42, "returned a int; return a list of nodes"),
         (lambda root: [n.value for n in iterative_order(root)], "contains a float, 2.0, which is not a node of this graph"),
         (without_visited_set, "for y = x * x (x is both inputs) lists the leaf 'x' 2 times; every node must appear exactly once"),
+        (walks_every_path, "for 16 diamonds stacked on each other read the inputs of the graph's 49 nodes 262,141 times: it "
+                           "reaches a node once along every path from the root"),
+        (lambda root: set(iterative_order(root)), "returned a set. It holds every node once, but Python walks a set in an "
+                                                  "order of its own"),
+        (lambda root: frozenset(iterative_order(root)), "\n  Hint: a set has no order; return a list"),
         (lambda root: iterative_order(root)[1:], "leaves out 1 of the graph's"),
         (lambda root: iterative_order(root)[::-1], "starts with the root, so the order is reversed"),
         (appends_before_inputs, "before its input"),
@@ -302,16 +339,25 @@ def test_a_node_before_its_input_is_named_with_both_positions():
 # --- evaluating a graph --------------------------------------------------------------------------
 
 
-def evaluate(root):
-    for node in iterative_order(root):
-        if node.inputs:
-            node.value = OPS[node.op](*(parent.value for parent in node.inputs))
-    return root.value
+def evaluate_walking(order_fn, table=OPS):
+    """An evaluate that computes, with the functions of ``table``, the nodes that order_fn(root) lists, in that order."""
+
+    def evaluate(root):
+        for node in order_fn(root):
+            if node.inputs:
+                node.value = table[node.op](*(parent.value for parent in node.inputs))
+        return root.value
+
+    return evaluate
+
+
+evaluate = evaluate_walking(iterative_order)
 
 
 def test_evaluate_passes_right_code_and_agrees_with_the_reference_values():
     check_evaluate(evaluate, leaf, op_node, OPS)
     check_evaluate(evaluate, random_graphs=(7, 8))  # the checker's own nodes; no op counting
+    check_evaluate(evaluate_walking(iterative_order, table=dict(OPS)), leaf, op_node, OPS)  # its own functions
     z = op_node("add", op_node("sub", leaf(3), leaf(2)), leaf(1))
     assert evaluate(z) == as_values(z).data == 2.0
 
@@ -346,6 +392,42 @@ def evaluate_root_only(root):
     return values[root]
 
 
+def evaluate_with_values_in_one_list(root):
+    for node in iterative_order(root):
+        if node.inputs:
+            node.value = OPS[node.op]([parent.value for parent in node.inputs])
+    return root.value
+
+
+def evaluate_computing_twice(root):
+    for node in iterative_order(root):
+        if node.inputs:
+            values = [parent.value for parent in node.inputs]
+            print(OPS[node.op](*values))
+            node.value = OPS[node.op](*values)
+    return root.value
+
+
+def marks_seen_when_pushed(root):
+    """A wrong order that passes the hand-made graphs: a node reached again later is not moved before its new user."""
+    order, seen, stack = [], {root}, [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if ready:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for parent in node.inputs:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append((parent, False))
+    return order
+
+
+NOT_TOPOLOGICAL = ("\n  Hint: an op node was computed while one of its inputs still had value None, so the nodes were "
+                   "not walked in a topological order")
+
+
 @pytest.mark.parametrize(
     "evaluate_fn, message",
     [
@@ -354,13 +436,39 @@ def evaluate_root_only(root):
         (evaluate_root_only, "'d' (a sub node) still has value None: evaluate must set .value of every op node"),
         (lambda root: (evaluate(root), None)[1], "returned None: return the root's value"),
         (lambda root: str(evaluate(root)), "returned '2.0'; it should return the root's value, 2"),
-        (evaluate_recursively, "for y = (-e) * e with e = exp(x) (a diamond: e feeds two nodes) applied an op 4 times, but the graph has 3 op nodes"),
+        (evaluate_recursively, "for y = (-e) * e with e = exp(x) (a diamond: e feeds two nodes) applied an op 4 times, but the "
+                               "graph has 3 op nodes: a node that several others use was computed once for each use"),
+        (evaluate_computing_twice, "for (a - b) + c applied an op 4 times, but the graph has 2 op nodes: some node was computed "
+                                   "more than once"),
         (evaluate_reusing_values, "The first call was right, so evaluate kept a value from it"),
+        (evaluate_with_values_in_one_list, "raised TypeError: <lambda>() missing 1 required positional argument: 'y'\n  Hint: "
+                                           "OPS functions take the input values as separate arguments: OPS[node.op](*values)"),
+        (evaluate_walking(lambda root: iterative_order(root)[::-1]),
+         "for (a - b) + c raised TypeError: unsupported operand type(s) for +: 'NoneType' and 'float'" + NOT_TOPOLOGICAL),
+        (evaluate_walking(marks_seen_when_pushed), "(seed 1, 26 nodes) raised TypeError: must be real number, not NoneType"
+                                                   + NOT_TOPOLOGICAL),
+        (evaluate_walking(lambda root: iterative_order(root)[::-1], table=dict(OPS)),  # a table the check does not watch
+         "for (a - b) + c raised TypeError: unsupported operand type(s) for +: 'NoneType' and 'float'" + NOT_TOPOLOGICAL),
     ],
 )
 def test_evaluate_names_the_mistake(evaluate_fn, message):
     with fails(message):
         check_evaluate(evaluate_fn, leaf, op_node, OPS)
+
+
+def test_a_result_never_stored_is_not_blamed_on_the_order():
+    def evaluate_with_a_helper_that_returns_nothing(root):
+        def compute(node):
+            OPS[node.op](*(parent.value for parent in node.inputs))
+
+        for node in iterative_order(root):
+            if node.inputs:
+                node.value = compute(node)
+        return root.value
+
+    with fails("for (a - b) + c raised TypeError: unsupported operand type(s) for +: 'NoneType' and 'float'") as failure:
+        check_evaluate(evaluate_with_a_helper_that_returns_nothing, leaf, op_node, OPS)
+    assert "Hint" not in str(failure.value)
 
 
 def test_evaluate_restores_the_op_table_even_when_it_fails():
@@ -386,9 +494,15 @@ def test_a_recursive_evaluate_with_memory_fails_only_on_the_deep_chain():
         visit(root)
         return root.value
 
-    check_evaluate(evaluate_memo_recursive, leaf, op_node, OPS, deep=False)
-    with fails("evaluate(root) for a chain of 10,000 neg nodes hit Python's recursion limit"):
-        check_evaluate(evaluate_memo_recursive, leaf, op_node, OPS)
+    # the message names the function that recursed, also when evaluate only called it
+    for evaluate_fn, recursing in (
+        (evaluate_memo_recursive, "`visit` (inside `evaluate_memo_recursive`)"),
+        (evaluate_walking(recursive_order), "`visit` (inside `recursive_order`)"),
+    ):
+        check_evaluate(evaluate_fn, leaf, op_node, OPS, deep=False)
+        with fails(f"evaluate(root) for a chain of 10,000 neg nodes hit Python's recursion limit (RecursionError): "
+                   f"{recursing} calls itself once per node"):
+            check_evaluate(evaluate_fn, leaf, op_node, OPS)
 
 
 # --- as_values -----------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ learner's own nodes. Every check compares with the reference package: the order 
   node, naming the first node that is not what the expression needs.
 * :func:`check_topological_order` accepts any valid order and names the node that is missing,
   repeated or placed before one of its inputs; it tries a node used twice, diamonds, random
-  graphs and a 10,000-node chain (which a recursive walk cannot finish).
+  graphs and a 10,000-node chain (which a recursive walk cannot finish). On 16 stacked diamonds,
+  made of the checker's own nodes, it counts how often the walk reads the nodes' inputs.
 * :func:`check_evaluate` checks the returned root value and every node's ``value``, that a second
   evaluation after a leaf changed recomputes, that a shared node is computed once, and a
   10,000-node chain.
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from collections import Counter
+from types import CodeType, GeneratorType
 from typing import Any, Callable
 
 import numpy as np
@@ -101,21 +104,27 @@ def _describe(node: Any) -> str:
             return f"the leaf {name!r}"
         value = getattr(node, "value", None)
         return f"the leaf with value {value:g}" if isinstance(value, (int, float)) else "a leaf"
-    return f"{name!r} ({_a(node.op)})" if name else _a(node.op)
+    op = str(node.op)  # a malformed node's op may be anything
+    return f"{name!r} ({_a(op)})" if name else _a(op)
 
 
-def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
-    """``function(*args)``; whatever goes wrong becomes a CheckFailure that names the case."""
+def _call(
+    function: Callable[..., Any], *args: Any, what: str, explain: Callable[[Exception], str | None] | None = None
+) -> Any:
+    """``function(*args)``; whatever goes wrong becomes a CheckFailure that names the case.
+
+    ``explain(error)`` may name the likely mistake behind an exception the learner's code raised.
+    """
     try:
         return watched(function, *args)
     except CheckFailure:
         raise
-    except RecursionError:
+    except RecursionError as error:
         raise CheckFailure(
-            f"{what} hit Python's recursion limit (RecursionError). A function that calls itself "
-            f"once per node nests one call deeper for every node of a long chain, and Python stops "
-            f"at about {_recursion_limit()} nested calls. Walk the graph with a loop and an explicit "
-            "stack instead: a list of the nodes still to visit."
+            f"{what} hit Python's recursion limit (RecursionError): {_recursing_function(error)} calls "
+            f"itself once per node, so it nests one call deeper for every node of a long chain, and "
+            f"Python stops at about {_recursion_limit()} nested calls. Walk the graph with a loop and "
+            "an explicit stack instead: a list of the nodes still to visit."
         ) from None
     except NotImplementedError as error:
         raise CheckFailure(
@@ -123,19 +132,35 @@ def _call(function: Callable[..., Any], *args: Any, what: str) -> Any:
             "written yet. Replace `raise NotImplementedError()` with your code and run its cell again."
         ) from None
     except Exception as error:  # the learner's code failed on this case: say which case
-        message = f"{what} raised {type(error).__name__}: {error}"
-        if isinstance(error, KeyError) and error.args[:1] == (None,):
-            message += (
-                "\n  Hint: a leaf has op None, which OPS does not know. Leave the leaves as they are "
-                "(their value is given) and compute only the nodes that have inputs."
-            )
-        raise CheckFailure(message) from error
+        hint = explain(error) if explain else None
+        raise CheckFailure(
+            f"{what} raised {type(error).__name__}: {error}" + (f"\n  Hint: {hint}" if hint else "")
+        ) from error
 
 
 def _recursion_limit() -> str:
     import sys
 
     return f"{sys.getrecursionlimit():,}"
+
+
+def _recursing_function(error: RecursionError) -> str:
+    """Which function called itself into the limit, for a message: ``place`` (inside ``topological_order``).
+
+    It is the one with the most frames in the traceback; the function the check called (say
+    evaluate) may only have called it. Comprehensions and generator expressions are left out:
+    a recursion through ``f(p) for p in ...`` has as many of those frames as of ``f``.
+    """
+    frames: Counter[CodeType] = Counter()
+    entry = error.__traceback__
+    while entry is not None:
+        code = entry.tb_frame.f_code
+        if not code.co_name.endswith(("comp>", "<genexpr>")):
+            frames[code] += 1
+        entry = entry.tb_next
+    code = frames.most_common(1)[0][0]
+    *outer, name = getattr(code, "co_qualname", code.co_name).split(".<locals>.")  # co_qualname: 3.11+
+    return f"`{name}`" + (f" (inside `{outer[-1]}`)" if outer else "")
 
 
 # --- the reference: the same graph built from autodiff_ref Values -------------------------------
@@ -195,8 +220,9 @@ def _expect(node: Any, op: str, where: str, meaning: str, *, note: str = "") -> 
             f"{type(node).__name__} {node!r}. Make nodes with op_node(...) and leaf(...)."
         )
     if node.op != op:
-        found = "a leaf" if not node.inputs else _a(str(node.op))
-        raise CheckFailure(f"{where} should be the {op} node that computes {meaning}, but it is {found}.{note}")
+        raise CheckFailure(
+            f"{where} should be the {op} node that computes {meaning}, but it is {_describe(node)}.{note}"
+        )
     arity = GRAPH_OPS[op][0]
     if len(node.inputs) != arity:
         raise CheckFailure(f"{where} is {_a(op)} with {len(node.inputs)} inputs; {op} takes {arity}.")
@@ -236,13 +262,18 @@ def _right_number_note(root: Any, expected: float) -> str:
     return ""
 
 
+# The builders whose commuted add was noted already: the note is about the graph's shape, which is
+# the same for every seed, so a test that tries several seeds prints it once.
+_NOTED_COMMUTED: weakref.WeakSet[Builder] = weakref.WeakSet()
+
+
 def check_z_graph(build_z: Builder, leaf: Builder = _leaf, *, seed: int = 0) -> None:
     """``build_z(a, b, c)`` must return the graph of ``z = (a - b) + c`` on the leaves it is given.
 
     The root is an add node whose inputs are a sub node with inputs ``(a, b)``, in that order,
     and the leaf ``c``. The add's two inputs may come in either order (addition commutes, and
-    either graph is one of ``(a - b) + c``); a note says so. The value is compared with the
-    reference ``Value`` engine.
+    either graph is one of ``(a - b) + c``); a note says so, once per ``build_z`` however many
+    seeds are tried. The value is compared with the reference ``Value`` engine.
     """
     from ..scalar import Value
 
@@ -270,7 +301,8 @@ def check_z_graph(build_z: Builder, leaf: Builder = _leaf, *, seed: int = 0) -> 
     got = as_values(z).data
     if not _is_close(got, expected):  # the structure is right, so only a broken leaf gets here
         raise CheckFailure(f"the graph evaluates to {got:.6g}, expected {expected:.6g} for a, b, c = {numbers}.")
-    if swapped:
+    if swapped and build_z not in _NOTED_COMMUTED:
+        _NOTED_COMMUTED.add(build_z)
         print(
             "Note: you built c + (a - b): the same number, since addition commutes. The graph of "
             "(a - b) + c as written has (a - b) as its first input."
@@ -392,11 +424,50 @@ def _graph_random(leaf: Builder, op_node: Builder, seed: int, size: int = 30) ->
 # --- a topological order --------------------------------------------------------------------------
 
 
+class _InputReads:
+    """Builds graphs of the checker's own nodes that count how often a walk reads their ``inputs``.
+
+    A walk that skips visited nodes reads each node's inputs a few times. One that does not
+    reaches a node once along every path from the root, and reads its inputs each time: on
+    stacked diamonds, whose paths double with every diamond, that shows in the count even when
+    the walk drops the repeated nodes before it returns.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def leaf(self, value: float, name: str = "") -> _Node:
+        return _CountedNode(self, None, (), value, name)
+
+    def op_node(self, op: str, *inputs: Any, name: str = "") -> _Node:
+        return _CountedNode(self, op, inputs, None, name)
+
+
+class _CountedNode(_Node):
+    """A node that adds one to its graph's count of reads each time its ``inputs`` are read."""
+
+    def __init__(
+        self, reads: _InputReads, op: str | None, inputs: tuple[Any, ...], value: float | None, name: str
+    ) -> None:
+        self._reads = reads
+        super().__init__(op, inputs, value, name)
+
+    @property
+    def inputs(self) -> tuple[Any, ...]:
+        self._reads.count += 1
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, inputs: tuple[Any, ...]) -> None:
+        self._inputs = inputs
+
+
 def _check_order(order: Any, root: Any, what: str) -> None:
     """``order`` must hold each node ``root`` depends on exactly once, each after all its inputs."""
     call = f"topological_order(root) for {what}"
     if order is None:
         raise CheckFailure(f"{call} returned None: return the list of nodes.")
+    returned_set = isinstance(order, (set, frozenset))  # the right nodes, in no order of the learner's
     try:
         order = list(order)
     except TypeError:
@@ -430,19 +501,50 @@ def _check_order(order: Any, root: Any, what: str) -> None:
             "node the root depends on belongs in the order, the leaves and the root included."
         )
     position = {id(node): i for i, node in enumerate(order)}
-    if order[0] is root and len(order) > 1:
+    misplaced = _first_before_its_input(order, position)
+    if misplaced is None:
+        return
+    i, node, parent = misplaced
+    if returned_set:
+        raise CheckFailure(
+            f"{call} returned a set. It holds every node once, but Python walks a set in an order of "
+            f"its own, and here {_describe(node)} comes before its input {_describe(parent)}.\n  Hint: "
+            "a set has no order; return a list, appending each node once all of its inputs are in it."
+        )
+    if order[0] is root:
         raise CheckFailure(
             f"{call} starts with the root, so the order is reversed: inputs come first and the root "
             "last, so that walking the list front to back meets every input before its use."
         )
+    raise CheckFailure(
+        f"in {call}, {_describe(node)} comes at position {i}, before its input "
+        f"{_describe(parent)} at position {position[id(parent)]}. Each node must come "
+        "after all of its inputs: add a node to the list only once all of its inputs are in it."
+    )
+
+
+def _first_before_its_input(order: list[Any], position: dict[int, int]) -> tuple[int, Any, Any] | None:
+    """The first node of ``order`` that comes before one of its inputs: its position, it, that input."""
     for i, node in enumerate(order):
         for parent in node.inputs:
             if position[id(parent)] > i:
-                raise CheckFailure(
-                    f"in {call}, {_describe(node)} comes at position {i}, before its input "
-                    f"{_describe(parent)} at position {position[id(parent)]}. Each node must come "
-                    "after all of its inputs: add a node to the list only once all of its inputs are in it."
-                )
+                return i, node, parent
+    return None
+
+
+def _check_reads(reads: int, root: Any, what: str) -> None:
+    """Fail a walk that read the nodes' inputs more often than any walk that skips visited nodes."""
+    nodes = len(reference_topological_order(root))
+    # Even a walk that scans every node for each node it places reads about nodes**2 inputs; one
+    # that reaches a node once per path reads about 4 * 2**16 on 16 stacked diamonds, over ten times
+    # this bound.
+    if reads > 10 * nodes**2:
+        raise CheckFailure(
+            f"topological_order(root) for {what} read the inputs of the graph's {nodes} nodes "
+            f"{reads:,} times: it reaches a node once along every path from the root, and the number "
+            "of paths doubles with every diamond. Remember the nodes you have visited (a set) and skip "
+            "a visited node as soon as you meet it again, not only when you place it."
+        )
 
 
 def check_topological_order(
@@ -457,30 +559,43 @@ def check_topological_order(
 
     Any valid order passes. The graphs, built with ``leaf`` and ``op_node``: a single leaf,
     ``(a - b) + c``, ``x * x``, a diamond, the sigmoid, a node used at two depths, 16 stacked
-    diamonds (a walk that does not skip visited nodes makes 65,536 visits there and fails on the
-    count), the random graphs with the given seeds, and (``deep``) a 10,000-node chain.
+    diamonds, the random graphs with the given seeds, and (``deep``) a 10,000-node chain. The
+    stacked diamonds are made of the checker's own nodes, which count how often their inputs are
+    read: a walk that does not skip visited nodes reads them about 260,000 times there and fails
+    on the count, even if it drops the repeats before it returns.
     """
     with own_work("topological_order", topological_order, reference_topological_order):
         single = leaf(2.0, "x")
         cases = [(single, "a graph that is a single leaf")]
-        for build in (_graph_z, _graph_twice, _graph_diamond, _graph_sigmoid, _graph_shared_deep, _graph_stacked_diamonds):
+        for build in (_graph_z, _graph_twice, _graph_diamond, _graph_sigmoid, _graph_shared_deep):
             cases.append(build(leaf, op_node))
+        reads = _InputReads()  # only the stacked diamonds count reads: there, paths outnumber nodes
+        cases.append(_graph_stacked_diamonds(reads.leaf, reads.op_node))
         cases += [_graph_random(leaf, op_node, seed) for seed in random_graphs]
         if deep:
             cases.append(_graph_chain(leaf, op_node))
         for root, what in cases:
+            reads_before = reads.count
             order = _call(topological_order, root, what=f"topological_order(root) for {what}")
+            walk_reads = reads.count - reads_before  # before the check's own walks add to the count
             _check_order(order, root, what)
+            _check_reads(walk_reads, root, what)
 
 
 # --- evaluating a graph ---------------------------------------------------------------------------
 
 
 class _CountingOps:
-    """Count the calls of the functions in the notebook's ``OPS`` while ``evaluate`` runs."""
+    """Count the calls of the functions in the notebook's ``OPS`` while ``evaluate`` runs.
+
+    Also note the first call given something other than its input values one by one: a None
+    (an input not computed yet), or all the values in one list.
+    """
 
     def __init__(self, ops: dict[str, Callable[..., Any]] | None) -> None:
         self.ops, self.calls, self.originals = ops, 0, dict(ops or {})
+        self.calls_before_none: int | None = None  # how many ops ran before one got a None
+        self.values_in_one_list = False
 
     def __enter__(self) -> _CountingOps:
         for name, function in self.originals.items():
@@ -489,10 +604,20 @@ class _CountingOps:
 
     def _counted(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any) -> Any:
+            self._note_arguments(args)
             self.calls += 1
             return function(*args)
 
         return counted
+
+    def _note_arguments(self, args: tuple[Any, ...]) -> None:
+        """Keep the first sign that evaluate gave an op something other than its inputs' values."""
+        if self.calls_before_none is not None or self.values_in_one_list:
+            return
+        if any(arg is None for arg in args):
+            self.calls_before_none = self.calls
+        elif len(args) == 1 and isinstance(args[0], (list, tuple, GeneratorType)):
+            self.values_in_one_list = True
 
     def __exit__(self, *exc_info: Any) -> None:
         if self.ops is not None:
@@ -509,12 +634,63 @@ def _swapped_hint(node: Any, values: dict[int, Any], got: Any) -> str | None:
     return None
 
 
+# What Python says when it computes with None, for an evaluate that does not call OPS: None + 1.0,
+# -None, math.exp(None).
+_ARITHMETIC_ON_NONE = ("unsupported operand type", "bad operand type", "must be real number")
+
+
+def _met_an_uncomputed_input(error: Exception, counter: _CountingOps, order: list[Any]) -> bool:
+    """Whether ``error`` came from computing an op node while one of its inputs was not computed yet."""
+    if counter.calls_before_none is None:  # no op of OPS got a None: look at what Python said
+        message = str(error)
+        return isinstance(error, TypeError) and "NoneType" in message and any(
+            text in message for text in _ARITHMETIC_ON_NONE
+        )
+    # When an op's result was not stored, its node holds None although it was computed: that is
+    # not a matter of order. Here every op that ran before stored its value.
+    stored = sum(1 for node in order if node.inputs and node.value is not None)
+    return stored >= counter.calls_before_none
+
+
+def _explain_evaluate_error(error: Exception, counter: _CountingOps, order: list[Any]) -> str | None:
+    """The likely mistake behind an exception that evaluate raised, if one fits."""
+    if isinstance(error, KeyError) and error.args[:1] == (None,):
+        return (
+            "a leaf has op None, which OPS does not know. Leave the leaves as they are (their value "
+            "is given) and compute only the nodes that have inputs."
+        )
+    if counter.values_in_one_list:
+        return (
+            "OPS functions take the input values as separate arguments: OPS[node.op](*values), not "
+            "OPS[node.op](values)."
+        )
+    if _met_an_uncomputed_input(error, counter, order):
+        return (
+            "an op node was computed while one of its inputs still had value None, so the nodes were "
+            "not walked in a topological order (every input before the nodes that use it). Walk the "
+            "list that topological_order(root) returns front to back, and check that your "
+            "topological_order passes both of its tests; until it does, use reference_topological_order."
+        )
+    return None
+
+
+def _op_computations_along_every_path(order: list[Any]) -> int:
+    """How many ops an evaluation computes if it reaches a node once along every path from the root."""
+    paths = {id(order[-1]): 1}
+    for node in reversed(order):  # users before their inputs: a node's count is complete when reached
+        for parent in node.inputs:
+            paths[id(parent)] = paths.get(id(parent), 0) + paths[id(node)]
+    return sum(paths[id(node)] for node in order if node.inputs)
+
+
 def _check_evaluation(evaluate: Callable[[Any], Any], root: Any, what: str, ops: dict | None) -> None:
     call = f"evaluate(root) for {what}"
-    with _CountingOps(ops) as counter:
-        result = _call(evaluate, root, what=call)
-    values = _to_values(root)
     order = reference_topological_order(root)
+    with _CountingOps(ops) as counter:
+        result = _call(
+            evaluate, root, what=call, explain=lambda error: _explain_evaluate_error(error, counter, order)
+        )
+    values = _to_values(root)
     for node in order:  # the first wrong node, from the leaves up, is the one to fix
         if not node.inputs:
             continue
@@ -542,10 +718,12 @@ def _check_evaluation(evaluate: Callable[[Any], Any], root: Any, what: str, ops:
         raise CheckFailure(f"{call} returned {result!r}; it should return the root's value, {expected_root:.6g}.")
     op_nodes = sum(1 for node in order if node.inputs)
     if counter.calls > op_nodes:
+        once_per_use = counter.calls == _op_computations_along_every_path(order)
         raise CheckFailure(
             f"{call} applied an op {counter.calls:,} times, but the graph has {op_nodes:,} op nodes: "
-            "a node that several others use was computed more than once. Compute each node once, "
-            "walking the nodes in topological order."
+            + ("a node that several others use was computed once for each use" if once_per_use
+               else "some node was computed more than once")
+            + ". Compute each node once, walking the nodes in topological order."
         )
 
 
