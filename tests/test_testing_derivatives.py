@@ -62,9 +62,11 @@ def test_central_difference_accepts_a_rearranged_formula():
         (lambda f, x, eps: f(x + eps) - f(x - eps) / (2 * eps), "put the numerator in parentheses"),
         (lambda f, x, eps: (f(x + eps / 2) - f(x - eps / 2)) / eps, "steps eps/2 to each side"),
         (lambda f, x, eps: (f(x + 1e-6) - f(x - 1e-6)) / 2e-6, "use the eps argument"),
+        (lambda f, x, eps: (f(x - 2 * eps) - 8 * f(x - eps) + 8 * f(x + eps) - f(x + 2 * eps)) / (12 * eps),
+         "that is the five-point formula"),
     ],
     ids=["forward", "backward", "over_eps", "sign", "precedence_2eps", "precedence_numerator",
-         "half_step", "fixed_step"],
+         "half_step", "fixed_step", "five_point"],
 )
 def test_central_difference_mistakes_get_their_hint(wrong, hint):
     with fails_with("is wrong", "expected", "got", "the exact derivative", "Hint:", hint):
@@ -80,13 +82,22 @@ def test_central_difference_message_names_function_point_and_step():
         check_central_difference(forward, points=[("cubic", 1.5)])
 
 
+def test_central_difference_hints_where_the_five_point_formula_leaves_logs_domain():
+    def forward(f, x, eps):
+        return (f(x + eps) - f(x)) / eps
+
+    # x - 2*eps < 0 here: the checker's five-point comparison must not crash on log.
+    with fails_with("forward(f, 0.15, 0.1) with f(x) = log(x) is wrong", "Hint:", "forward difference"):
+        check_central_difference(forward, points=[("log", 0.15)])
+
+
 def test_central_difference_unwritten_or_not_a_number():
     def unwritten(f, x, eps):
         raise NotImplementedError()
 
     with fails_with("not written yet", "raise NotImplementedError()"):
         check_central_difference(unwritten)
-    with fails_with("should be a number", "NoneType"):
+    with fails_with("should be a number", "NoneType", "Hint: did you forget `return`?"):
         check_central_difference(lambda f, x, eps: None)
 
 
@@ -159,6 +170,7 @@ def test_local_derivatives_accept_a_list():
         ("reciprocal", lambda a: (1 / a**2,), "the sign is missing"),
         ("reciprocal", lambda a: (-1 / a,), "the exponent goes down by one"),
         ("reciprocal", lambda a: (1 / a,), "that is the value 1/a"),
+        ("reciprocal", lambda a: (-1 / a*a,), "`-1 / a*a` is `(-1/a)*a = -1`"),
     ],
 )
 def test_local_derivative_mistakes_get_their_hint(op, wrong, hint):
@@ -183,6 +195,8 @@ def test_local_derivatives_shape_of_the_answer():
         check_local_derivatives(lambda a, b: (1.0,), "add")
     with fails_with("should be a number", "str"):
         check_local_derivatives(lambda a: ("-1",), "neg")
+    with fails_with("returned NoneType None", "should return a tuple", "Hint: did you forget `return`?"):
+        check_local_derivatives(lambda a: None, "neg")
 
 
 def test_local_derivatives_unwritten_and_unknown_op():
@@ -257,6 +271,8 @@ def with_local(node, wrong):
          "the sign is missing"),
         (with_local("reciprocal", lambda z, a, b, c, y: -1 / y**2), "local gradient at node 'reciprocal'",
          "not at its output y"),
+        (with_local("reciprocal", lambda z, a, b, c, y: -1 / c*c), "local gradient at node 'reciprocal'",
+         "write `-1 / c**2`"),
         (with_local("add_one", lambda z, a, b, c, y: 0.0), "local gradient at node 'add_one'",
          "grows one for one with b"),
         (with_local("exp", lambda z, a, b, c, y: math.exp(z)), "local gradient at node 'exp'",
@@ -308,6 +324,8 @@ def test_sigmoid_by_hand_shape_of_the_answer():
 
     with fails_with("should return a dict with one entry per node"):
         check_sigmoid_by_hand(lambda z: [1.0, 2.0])
+    with fails_with("returned NoneType", "Hint: did you forget `return`?"):
+        check_sigmoid_by_hand(lambda z: None)
     with fails_with("without the node(s) 'exp'"):
         check_sigmoid_by_hand(without_exp)
     with fails_with("the entry for 'neg' should be a dict with the keys 'upstream', 'local' and 'downstream'"):
@@ -320,6 +338,36 @@ def test_sigmoid_by_hand_with_a_tuple_from_a_local_function():
 
     with fails_with("local gradient at node 'reciprocal'", "should be a number", "take the number out with [0]"):
         check_sigmoid_by_hand(make_sigmoid_by_hand(locals_of=tuple_locals, combine=lambda up, local: 1.0))
+    # upstream * (-1 / c**2,) crashes before the tuple is stored.
+    with fails_with("sigmoid_by_hand(0) raised TypeError", "Hint: that is arithmetic on a tuple",
+                    "take the number out with [0]"):
+        check_sigmoid_by_hand(make_sigmoid_by_hand(locals_of=tuple_locals))
+
+    def numbers_out_of_tuples(z, a, b, c, y):
+        return {**right_locals(z, a, b, c, y), "reciprocal": (-1 / c**2,)[0]}
+
+    check_sigmoid_by_hand(make_sigmoid_by_hand(locals_of=numbers_out_of_tuples))
+
+
+def test_fan_out_with_a_tuple_from_a_local_function():
+    def fan_out_backward(w1, w2, x):
+        grad = {"w1": 0.0, "w2": 0.0, "x": 0.0}
+        grad["w1"] += RIGHT_LOCAL_DERIVATIVES["mul"](w1, x)  # the tuple (x, w1), not its [0]
+        return grad
+
+    with fails_with("fan_out_backward(w1=", "raised TypeError", "Hint: that is arithmetic on a tuple",
+                    "take the number out with [0]"):
+        check_fan_out(fan_out_backward)
+
+
+def test_a_crash_on_a_tuple_in_central_difference_gets_no_local_function_hint():
+    def central_difference(f, x, eps):
+        return (f(x + eps) - f(x - eps),) / (2 * eps)  # a stray comma, not a local derivative
+
+    with pytest.raises(CheckFailure) as failure:
+        check_central_difference(central_difference)
+    assert "raised TypeError: unsupported operand type(s) for /: 'tuple'" in str(failure.value)
+    assert "Hint" not in str(failure.value)
 
 
 def test_sigmoid_by_hand_unwritten():
@@ -369,6 +417,10 @@ def fan_out_variant(grad_x=None, grad_w1=None):
         (fan_out_variant(grad_x=lambda w1, w2, x: w1 * w2), "x", "added, not multiplied"),
         (fan_out_variant(grad_w1=lambda w1, w2, x: w1), "w1", "the other input of the product, x"),
         (fan_out_variant(grad_w1=lambda w1, w2, x: 1.0), "w1", "1 is the local derivative of +"),
+        (fan_out_variant(grad_w1=lambda w1, w2, x: (w1 * x + w2 * x) * x), "w1",
+         "the backward pass starts with df/df = 1, not the value of f"),
+        (fan_out_variant(grad_x=lambda w1, w2, x: (w1 * x + w2 * x) * (w1 + w2)), "x",
+         "the backward pass starts with df/df = 1, not the value of f"),
     ],
 )
 def test_fan_out_mistakes_get_their_hint(wrong, which, hint):
@@ -385,6 +437,8 @@ def test_fan_out_with_equal_weights_still_names_the_lost_branch():
 def test_fan_out_shape_of_the_answer_and_unwritten():
     with fails_with("should return a dict with the keys 'w1', 'w2' and 'x'"):
         check_fan_out(lambda w1, w2, x: (x, x, w1 + w2))
+    with fails_with("returned None", "Hint: did you forget `return`?"):
+        check_fan_out(lambda w1, w2, x: None)
 
     def fan_out_unwritten(w1, w2, x):
         raise NotImplementedError()

@@ -4,7 +4,8 @@
   several functions, points and step sizes, against the reference central difference
   (:func:`autodiff_ref.gradcheck.numeric_grad`) and the exact derivative, and names the usual
   slips: a forward or backward difference, dividing by ``eps`` instead of ``2 * eps``, a flipped
-  sign, a missing pair of parentheses, a step that ignores ``eps``.
+  sign, a missing pair of parentheses, a step that ignores ``eps``, the more accurate five-point
+  formula.
 * :func:`central_difference_or_reference` hands back the learner's function when it passes, and
   the reference otherwise, so the plots after the exercise still work for a learner who is stuck.
 * :func:`check_local_derivatives` checks one primitive's local derivatives (``add sub mul neg
@@ -61,6 +62,15 @@ def _is_close(got: float, expected: float, atol: float = ATOL, rtol: float = RTO
     return abs(got - expected) <= atol + rtol * abs(expected)  # False for nan, as it should be
 
 
+# Said wherever a number from one of exercise 2's functions shows up still inside its tuple.
+_TAKE_THE_NUMBER_OUT = "the local-derivative functions return tuples; take the number out with [0]."
+
+
+def _forgot_return(got: Any) -> str:
+    """A hint line for None, which is what a function without ``return`` gives back; else ""."""
+    return "\n  Hint: did you forget `return`? A function without one gives back None." if got is None else ""
+
+
 def _as_number(got: Any, what: str) -> float:
     """``got`` as a float, or a CheckFailure saying what came back instead."""
     if hasattr(got, "data") and hasattr(got, "grad"):
@@ -70,15 +80,27 @@ def _as_number(got: Any, what: str) -> float:
     if isinstance(got, (tuple, list)) and len(got) == 1:
         raise CheckFailure(
             f"{what} should be a number, but it is a {type(got).__name__} holding one: {got!r}.\n"
-            "  Hint: the local-derivative functions return tuples; take the number out with [0]."
+            f"  Hint: {_TAKE_THE_NUMBER_OUT}"
         )
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
-        raise CheckFailure(f"{what} should be a number, but it is {type(got).__name__}: {got!r}")
+        raise CheckFailure(
+            f"{what} should be a number, but it is {type(got).__name__}: {got!r}{_forgot_return(got)}"
+        )
     return float(got)
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], call_text: str) -> Any:
-    """``fn(*args)``, with an unwritten exercise or a crash turned into a learner-facing message."""
+def _is_arithmetic_on_a_tuple(error: Exception) -> bool:
+    """Whether ``error`` is what Python raises for ``1.5 * (x,)``, ``1.5 + (x,)`` or ``-(x,)``."""
+    return isinstance(error, TypeError) and ("sequence" in str(error) or "'tuple'" in str(error))
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...], call_text: str, *,
+          may_use_local_functions: bool = False) -> Any:
+    """``fn(*args)``, with an unwritten exercise or a crash turned into a learner-facing message.
+
+    ``may_use_local_functions``: ``fn`` is an exercise that may call exercise 2's functions, so a
+    crash on arithmetic with a tuple most likely comes from one of their results used as a number.
+    """
     try:
         return watched(fn, *args)
     except NotImplementedError:
@@ -88,7 +110,10 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...], call_text: str) -> Any:
             "cell, then run this test again."
         ) from None
     except Exception as error:
-        raise CheckFailure(f"{call_text} raised {type(error).__name__}: {error}") from error
+        hint = ""
+        if may_use_local_functions and _is_arithmetic_on_a_tuple(error):
+            hint = f"\n  Hint: that is arithmetic on a tuple: {_TAKE_THE_NUMBER_OUT}"
+        raise CheckFailure(f"{call_text} raised {type(error).__name__}: {error}{hint}") from error
 
 
 def _first_matching(got: float, expected: float, mistakes: list[tuple[float, str]], **tolerance: float) -> str | None:
@@ -147,6 +172,14 @@ def _reference_central_difference(f: Callable[[float], float], x: float, eps: fl
     return float(numeric_grad(f, x, eps=eps)[0])
 
 
+def _five_point_difference(f: Callable[[float], float], x: float, eps: float) -> float:
+    """The fourth-order stencil, more accurate than asked; nan where x - 2*eps leaves log's domain."""
+    try:
+        return (f(x - 2 * eps) - 8 * f(x - eps) + 8 * f(x + eps) - f(x + 2 * eps)) / (12 * eps)
+    except ValueError:
+        return math.nan
+
+
 def _central_difference_mistakes(f: Callable[[float], float], x: float, eps: float) -> list[tuple[float, str]]:
     up, down, here = f(x + eps), f(x - eps), f(x)
     return [
@@ -170,6 +203,10 @@ def _central_difference_mistakes(f: Callable[[float], float], x: float, eps: flo
         ((f(x + eps / 2) - f(x - eps / 2)) / eps,
          "that central difference steps eps/2 to each side; this one steps to x + eps and "
          "x - eps and divides by 2 * eps."),
+        (_five_point_difference(f, x, eps),
+         "that is the five-point formula, whose error shrinks like eps**4. It is more accurate, "
+         "but the exercise asks for the central difference itself, (f(x + eps) - f(x - eps)) / "
+         "(2 * eps), and the test compares with exactly that."),
     ]
 
 
@@ -188,7 +225,8 @@ def _check_one_difference(fn: Callable[..., Any], name: str, x: float, eps: floa
     hint = _first_matching(got, expected, _central_difference_mistakes(test.f, x, eps), **tolerance)
     if hint is None and abs(got - exact) < abs(expected - exact) / 10:
         hint = (f"your result is closer to the exact derivative than a central difference with "
-                f"eps = {eps:g} can be: use the eps argument as the step, not a fixed number.")
+                f"eps = {eps:g} can be: use the eps argument as the step, not a fixed number, and the "
+                "central formula itself, not a more accurate one.")
     raise _fail(
         f"{call_text} is wrong.",
         expected, got, hint,
@@ -319,6 +357,7 @@ PRIMITIVES: dict[str, _Primitive] = {
                          "goes down by one, from -1 to -2."),
             (1 / xs[0], "that is the value 1/a; its derivative is -1/a**2."),
             (-(xs[0] ** 2), "write 1/a as a**-1: d(a**-1)/da = -a**-2 = -1/a**2, not -a**2."),
+            (-1.0, "`-1 / a*a` is `(-1/a)*a = -1` (Python reads it left to right): write `-1 / a**2`."),
         ],
     ),
 }
@@ -345,7 +384,7 @@ def _as_local_derivatives(got: Any, call_text: str, count: int) -> tuple[float, 
         comma = " (with one input, mind the trailing comma)" if count == 1 else ""
         raise CheckFailure(
             f"{call_text} returned {type(got).__name__} {got!r}, but it should return a tuple with "
-            f"one local derivative per input, e.g. `return {example}`{comma}."
+            f"one local derivative per input, e.g. `return {example}`{comma}.{_forgot_return(got)}"
         )
     if len(got) != count:
         raise CheckFailure(
@@ -454,6 +493,7 @@ def _sigmoid_local_mistakes(node: str, z: float) -> list[tuple[float, str]]:
             (-1 / y**2, "the local derivative is evaluated at the node's input c = 1 + exp(-z), "
                         "not at its output y: -1/c**2 (which equals -y**2)."),
             (y, "that is the value 1/c; its derivative is -1/c**2."),
+            (-1.0, "`-1 / c*c` is `(-1/c)*c = -1` (Python reads it left to right): write `-1 / c**2`."),
         ],
         "add_one": [
             (0.0, "the constant 1 has derivative 0, but c = 1 + b grows one for one with b: "
@@ -477,7 +517,7 @@ def _check_table_shape(table: Any, call_text: str) -> None:
     if not isinstance(table, Mapping):
         raise CheckFailure(
             f"{call_text} returned {type(table).__name__}, but it should return a dict with one "
-            f"entry per node: {', '.join(repr(n) for n in SIGMOID_NODES)}."
+            f"entry per node: {', '.join(repr(n) for n in SIGMOID_NODES)}.{_forgot_return(table)}"
         )
     missing = [node for node in SIGMOID_NODES if node not in table]
     if missing:
@@ -541,7 +581,7 @@ def check_sigmoid_by_hand(
         for z in zs:
             z = float(z)
             call_text = f"{fn_name}({z:g})"
-            table = _call(fn, (z,), call_text)
+            table = _call(fn, (z,), call_text, may_use_local_functions=True)
             _check_table_shape(table, call_text)
             expected_table = _sigmoid_reference(z)
             previous = None
@@ -586,6 +626,8 @@ def _fan_out_reference(w1: float, w2: float, x: float) -> dict[str, float]:
 
 
 def _fan_out_mistakes(name: str, w1: float, w2: float, x: float) -> list[tuple[float, str]]:
+    started_at_f = "the backward pass starts with df/df = 1, not the value of f."
+    f = _fan_out_value(w1, w2, x)
     if name == "x":
         return [
             (w2, "that is only the share through w2*x. x feeds two products, so df/dx is the sum "
@@ -596,12 +638,14 @@ def _fan_out_mistakes(name: str, w1: float, w2: float, x: float) -> list[tuple[f
             (w1 * w2, "the shares of the two branches are added, not multiplied: df/dx = w1 + w2."),
             (2 * w1, "the share through w1*x was counted twice; the one through w2*x is w2."),
             (2 * w2, "the share through w2*x was counted twice; the one through w1*x is w1."),
+            (f * (w1 + w2), started_at_f),
         ]
     weight = w1 if name == "w1" else w2
     return [
         (weight, f"d({name}*x)/d{name} is the other input of the product, x, not {name} itself."),
         (1.0, f"1 is the local derivative of +; d({name}*x)/d{name} = x."),
         (2 * x, f"{name} feeds only one product, so it gets one share: x."),
+        (f * x, started_at_f),
     ]
 
 
@@ -629,11 +673,11 @@ def check_fan_out(
         fn_name = getattr(fn, "__name__", "the backward pass")
         for w1, w2, x in cases:
             call_text = f"{fn_name}(w1={w1:g}, w2={w2:g}, x={x:g})"
-            grads = _call(fn, (w1, w2, x), call_text)
+            grads = _call(fn, (w1, w2, x), call_text, may_use_local_functions=True)
             if not isinstance(grads, Mapping) or any(name not in grads for name in _FAN_OUT_INPUTS):
                 raise CheckFailure(
                     f"{call_text} returned {grads!r}, but it should return a dict with the keys "
-                    "'w1', 'w2' and 'x' (the gradient of f with respect to each)."
+                    f"'w1', 'w2' and 'x' (the gradient of f with respect to each).{_forgot_return(grads)}"
                 )
             expected = _fan_out_reference(w1, w2, x)
             numeric = numeric_grad(_fan_out_value, w1, w2, x)
