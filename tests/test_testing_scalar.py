@@ -436,6 +436,58 @@ def test_number_on_the_left_without_reflected_op():
     fails_with(NoReflectedMul, "mul", "raised TypeError", "__rmul__")
 
 
+class NotebookValue(LearnerValue):
+    """LearnerValue with the guard of the notebook's Value: a bare number as local_grads is named."""
+
+    def __init__(self, data, inputs=(), local_grads=(), op=""):
+        if not isinstance(local_grads, (tuple, list)):
+            raise TypeError(f"op {op!r}: local_grads is a {type(local_grads).__name__}, not a tuple; "
+                            "give one number per input, e.g. (g,) for one input (mind the comma)")
+        super().__init__(data, inputs, local_grads, op)
+
+
+class StoresAsGiven(LearnerValue):
+    """LearnerValue that keeps inputs and local_grads as given, with no tuple() around them."""
+
+    def __init__(self, data, inputs=(), local_grads=(), op=""):
+        super().__init__(data)
+        self.inputs, self.local_grads = inputs, local_grads
+
+
+def pow_without_the_comma(Base):
+    class PowWithoutComma(Base):
+        def __pow__(self, n):
+            return type(self)(self.data**n, (self,), (n * self.data ** (n - 1)), "**")  # (g), not (g,)
+
+    return PowWithoutComma
+
+
+class MulWithoutAsValue(LearnerValue):
+    def __mul__(self, other):
+        return self.node(self.data * other.data, (self, other), (other.data, self.data), "*")
+
+
+@pytest.mark.parametrize(
+    "ValueClass, op_name, phrases",
+    [
+        # The comma forgotten, whichever way the class meets the bare number: the notebook's
+        # Value says so itself; the others get the hint. None of them is about as_value.
+        (pow_without_the_comma(NotebookValue), "pow", ["raised TypeError", "(mind the comma)"]),
+        (pow_without_the_comma(Value), "pow", ["has no len()", "(g,), with the comma"]),
+        (pow_without_the_comma(LearnerValue), "pow", ["is not iterable", "(g,), with the comma"]),
+        (pow_without_the_comma(StoresAsGiven), "pow", ["out.local_grads is float", "(g,), with the comma"]),
+        (MulWithoutAsValue, "mul", ["a * ", "raised AttributeError", "Hint: wrap a Python number in a "
+                                    "Value (as_value)"]),
+    ],
+    ids=["comma, notebook's Value", "comma, reference's Value", "comma, tuple()", "comma, stored as given",
+         "mul without as_value"],
+)
+def test_an_op_that_raises_gets_the_hint_that_fits(ValueClass, op_name, phrases):
+    message = fails_with(ValueClass, op_name, *phrases)
+    if "comma" in phrases[-1]:
+        assert "as_value" not in message
+
+
 def test_an_error_inside_an_op_is_reported_with_the_case():
     class BrokenLog(LearnerValue):
         def log(self):
@@ -495,6 +547,73 @@ def test_backward_that_visits_inputs_first():
                     ledger[id(node_input)] = ledger.get(id(node_input), 0.0) + upstream * local
 
     fails_with(InputsFirst, "backward", "reversed(topological_order(root))")
+
+
+def test_backward_without_the_upstream_factor():
+    """Right wherever the upstream gradient is 1 (x + x, w1*x + w2*x), wrong past the first node."""
+
+    class NoUpstream(LearnerValue):
+        def backward(self):
+            ledger = {id(self): 1.0}
+            for node in reversed(topological_order(self)):
+                node.grad += ledger[id(node)]
+                for node_input, local in zip(node.inputs, node.local_grads):
+                    ledger[id(node_input)] = ledger.get(id(node_input), 0.0) + local
+
+    hint = "multiply each input's local gradient by the node's upstream gradient (its .grad"
+    message = fails_with(NoUpstream, "backward", "a diamond", hint)
+    assert "reversed(topological_order(root))" not in message
+    assert hint in fails_with_expression(NoUpstream, *NEURON)
+
+
+def walks_inputs_first(self):
+    ledger = {self: 1.0}
+    for node in topological_order(self):
+        node.grad += ledger[node]
+        for node_input, local in zip(node.inputs, node.local_grads):
+            ledger[node_input] = ledger.get(node_input, 0.0) + ledger[node] * local
+
+
+def walks_inputs_first_by_id(self):
+    ledger = {id(self): 1.0}
+    for node in topological_order(self):
+        node.grad += ledger[id(node)]
+        for node_input, local in zip(node.inputs, node.local_grads):
+            ledger[id(node_input)] = ledger.get(id(node_input), 0.0) + ledger[id(node)] * local
+
+
+def adds_to_a_missing_entry(self):
+    ledger = {self: 1.0}
+    for node in reversed(topological_order(self)):
+        node.grad += ledger[node]
+        for node_input, local in zip(node.inputs, node.local_grads):
+            ledger[node_input] += ledger[node] * local
+
+
+def reads_an_unseeded_root(self):
+    ledger = {}
+    for node in reversed(topological_order(self)):
+        node.grad += ledger[node]
+        for node_input, local in zip(node.inputs, node.local_grads):
+            ledger[node_input] = ledger.get(node_input, 0.0) + ledger[node] * local
+
+
+@pytest.mark.parametrize(
+    "backward, hint",
+    [
+        (walks_inputs_first, "read from the ledger before any of its uses sent it a share: walk "
+                             "reversed(topological_order(root))"),
+        (walks_inputs_first_by_id, "walk reversed(topological_order(root))"),
+        (adds_to_a_missing_entry, "write ledger.get(node_input, 0.0) + share"),
+        (reads_an_unseeded_root, "the root has no entry in the ledger: seed it"),
+    ],
+    ids=["inputs first", "inputs first, keyed by id", "+= on a first share", "no seed"],
+)
+def test_backward_that_reads_a_missing_ledger_entry(backward, hint):
+    MissingEntry = type("MissingEntry", (LearnerValue,), {"backward": backward})
+    message = fails_with(MissingEntry, "backward", "out = x + x", "raised KeyError", hint)
+    if backward is reads_an_unseeded_root:
+        assert "walk reversed" not in message
 
 
 def test_backward_that_follows_every_path_separately():

@@ -261,6 +261,24 @@ def _describe_node(thing: Any) -> str:
     return f"{type(thing).__name__} {thing!r}"
 
 
+_TUPLE_HINT = (
+    "inputs and local_grads are tuples, one entry per input: for a single input write "
+    "(self,) and (g,), with the comma; (g) is just g."
+)
+
+
+def _recorded(out: Any, name: str, op_name: str, text: str) -> tuple:
+    """``out.inputs`` or ``out.local_grads`` as a tuple; a class that stores what it is given
+    may hold a bare number there."""
+    try:
+        return tuple(getattr(out, name))
+    except TypeError as error:
+        raise CheckFailure(
+            f"{op_name}: for {text}, out.{name} is {_describe_node(getattr(out, name))}, not a tuple.\n"
+            f"  Hint: {_TUPLE_HINT}"
+        ) from error
+
+
 def _check_node_shape(out: Any, op_name: str, text: str) -> None:
     """``out`` must be a node whose inputs are nodes, with one number per input in local_grads."""
     missing = [name for name in ("data", "grad", "inputs", "local_grads") if not hasattr(out, name)]
@@ -270,7 +288,8 @@ def _check_node_shape(out: Any, op_name: str, text: str) -> None:
             f"{', '.join('.' + name for name in missing)}.\n"
             "  Hint: every op returns a new Value(data, inputs=..., local_grads=..., op=...)."
         )
-    inputs, local_grads = tuple(out.inputs), tuple(out.local_grads)
+    inputs = _recorded(out, "inputs", op_name, text)
+    local_grads = _recorded(out, "local_grads", op_name, text)
     if len(inputs) != len(local_grads):
         raise CheckFailure(
             f"{op_name}: for {text}, out.inputs holds {len(inputs)} node(s) but out.local_grads "
@@ -352,22 +371,45 @@ def _not_written_yet(what: str) -> CheckFailure:
     )
 
 
+_AS_VALUE_HINT = "wrap a Python number in a Value (as_value) before using it."
+
+
+def _type_error_hint(message: str, op: _Op, form: str) -> str | None:
+    """The likely cause of a TypeError an op raised, read off Python's message."""
+    if "has no len()" in message or "is not iterable" in message:
+        return _TUPLE_HINT  # a number where the constructor wanted a tuple: a forgotten comma
+    # Python says one of these when no method takes the operands: a number reached an operator
+    # or a reflected method is missing. Any other TypeError (the notebook's Value explains its
+    # own) is not about the operands' types, and a hint about them would mislead.
+    if "unsupported operand" not in message and "not callable" not in message:
+        return None
+    if form.startswith("n") and op.reflected:
+        return (f"with a number on the left Python calls the Value's {op.reflected}; "
+                "define it to wrap the number and do the same op.")
+    return _AS_VALUE_HINT if "n" in form else None
+
+
+def _attribute_error_hint(message: str, form: str) -> str | None:
+    """A number used as if it were a Value, say other.data on the 2.5 of a * 2.5."""
+    is_number = message.startswith(("'float' object", "'int' object"))
+    return _AS_VALUE_HINT if is_number and "n" in form else None
+
+
 def _apply(op_name: str, op: _Op, operands: list[Any], form: str, text: str) -> Any:
     try:
         return watched(op.apply, *operands)
     except NotImplementedError as error:
         raise _not_written_yet(f"{op_name}: {text}") from error
-    except TypeError as error:
-        hint = ""
-        if form.startswith("n") and op.reflected:
-            hint = (f"\n  Hint: with a number on the left Python calls the Value's {op.reflected}; "
-                    "define it to wrap the number and do the same op.")
-        elif "n" in form:
-            hint = "\n  Hint: wrap a Python number in a Value (as_value) before using it."
-        raise CheckFailure(f"{op_name}: computing {text} raised TypeError: {error}{hint}") from error
     except Exception as error:
+        if isinstance(error, TypeError):
+            hint = _type_error_hint(str(error), op, form)
+        elif isinstance(error, AttributeError):
+            hint = _attribute_error_hint(str(error), form)
+        else:
+            hint = None
         raise CheckFailure(
             f"{op_name}: computing {text} raised {type(error).__name__}: {error}"
+            + (f"\n  Hint: {hint}" if hint else "")
         ) from error
 
 
@@ -547,17 +589,21 @@ _GRAPHS = (
 
 
 def _simulated_mistakes(root: Any) -> dict[str, dict[int, float]]:
-    """The .grad each node would end up with under two usual slips in a backward, keyed by id.
+    """The .grad each node would end up with under three usual slips in a backward, keyed by id.
 
-    ``overwritten``: each use assigns its share instead of adding it. ``inputs_first``: the
-    nodes are visited in topological order rather than reversed, so each node takes its
-    gradient before its uses have sent their shares.
+    ``overwritten``: each use assigns its share instead of adding it. ``no_upstream``: each
+    use sends its local gradient alone, not times its own gradient (right wherever that is 1,
+    as on a node used twice by the root). ``inputs_first``: the nodes are visited in
+    topological order rather than reversed, so each node takes its gradient before its uses
+    have sent their shares.
     """
     order = topological_order(root)
     overwritten: dict[int, float] = {id(root): 1.0}
+    no_upstream: dict[int, float] = {id(root): 1.0}
     for node in reversed(order):
         for node_input, local in zip(node.inputs, node.local_grads):
             overwritten[id(node_input)] = overwritten.get(id(node), 0.0) * local
+            no_upstream[id(node_input)] = no_upstream.get(id(node_input), 0.0) + local
     collected: dict[int, float] = {id(root): 1.0}
     inputs_first: dict[int, float] = {}
     for node in order:
@@ -565,7 +611,7 @@ def _simulated_mistakes(root: Any) -> dict[str, dict[int, float]]:
         for node_input, local in zip(node.inputs, node.local_grads):
             share = inputs_first[id(node)] * local
             collected[id(node_input)] = collected.get(id(node_input), 0.0) + share
-    return {"overwritten": overwritten, "inputs_first": inputs_first}
+    return {"overwritten": overwritten, "no_upstream": no_upstream, "inputs_first": inputs_first}
 
 
 def _one_branch_shares(root: Any) -> dict[int, list[float]]:
@@ -593,6 +639,10 @@ def _backward_hint(root: Any, leaves: dict[str, Any], got: dict[str, float]) -> 
     if all(value == 0.0 for value in got.values()) and root.grad == 0.0:
         return ("nothing reached the leaves and out.grad is 0: seed the root with 1.0 "
                 "(d out / d out = 1) before walking back through the graph.")
+    if matches(simulated["no_upstream"]):
+        return ("each input got its local gradient alone: multiply each input's local gradient by "
+                "the node's upstream gradient (its .grad, or its entry in the ledger): "
+                "share = upstream * local.")
     one_branch = any(
         len(shares[ids[name]]) > 1 and not _is_close(got[name], expected[ids[name]])
         and any(_is_close(got[name], share) for share in shares[ids[name]])
@@ -610,11 +660,32 @@ def _backward_hint(root: Any, leaves: dict[str, Any], got: dict[str, float]) -> 
     return None
 
 
+def _missing_entry_hint(root: Any, key: Any) -> str | None:
+    """Why a backward() looked up a node (or its id) that its ledger did not hold yet."""
+    if key is root or (isinstance(key, int) and key == id(root)):
+        return ("the root has no entry in the ledger: seed it with d root / d root = 1, as in "
+                "ledger = {self: 1.0}, before the walk.")
+    ids = {id(node) for node in topological_order(root)}
+    if id(key) not in ids and not (isinstance(key, int) and key in ids):
+        return None  # some other dict of the learner's: no guess
+    # A walk in the wrong order and a `+=` on an input's first share both fail on a leaf of
+    # out = x + x, so the message cannot tell them apart: name both.
+    return ("a node was read from the ledger before any of its uses sent it a share: walk "
+            "reversed(topological_order(root)). If the walk is reversed already, an input's "
+            "first share has no entry to add to: write ledger.get(node_input, 0.0) + share, "
+            "not ledger[node_input] += share.")
+
+
 def _run_backward(root: Any, text: str) -> None:
     try:
         watched(root.backward)
     except NotImplementedError as error:
         raise _not_written_yet("backward()") from error
+    except KeyError as error:
+        hint = _missing_entry_hint(root, error.args[0]) if error.args else None
+        raise CheckFailure(
+            f"backward() on {text} raised KeyError: {error}" + (f"\n  Hint: {hint}" if hint else "")
+        ) from error
     except RecursionError as error:
         raise CheckFailure(
             f"backward() on {text} raised RecursionError.\n"
