@@ -98,6 +98,14 @@ class LearnerDual:
     __rmul__ = __mul__
 
 
+class ArrayDual(LearnerDual):
+    """The same Dual, but it keeps its own float arrays of what it is given (0-d for a number)."""
+
+    def __init__(self, value, tangent):
+        self.value = np.array(value, dtype=float)
+        self.tangent = np.broadcast_to(np.asarray(tangent, dtype=float), self.value.shape).copy()
+
+
 def learner_exp(x):
     if isinstance(x, LearnerDual):
         return LearnerDual(np.exp(x.value), np.exp(x.value) * x.tangent)
@@ -143,7 +151,8 @@ def failure(check, *args, **kwargs) -> str:
 def test_learner_and_reference_arithmetic_pass(shape, capsys):
     check_dual_arithmetic(LearnerDual, shape=shape, seed=1)
     check_dual_arithmetic(typed_in.Dual, shape=shape, seed=2)
-    assert capsys.readouterr().out.count("✓") == 2
+    check_dual_arithmetic(ArrayDual, shape=shape, seed=3)
+    assert capsys.readouterr().out.count("✓") == 3
 
 
 @pytest.mark.parametrize("ops", [("+",), ("*",), ("-", "neg"), ("/",), ("**",)])
@@ -204,6 +213,31 @@ class ProductMissingATerm(LearnerDual):
         return LearnerDual(self.value * other.value, self.tangent * other.value)
 
     __rmul__ = __mul__
+
+
+class ProductWithNumberKeepsTangent(LearnerDual):
+    def __mul__(self, other):
+        if isinstance(other, LearnerDual):
+            return super().__mul__(other)
+        return LearnerDual(self.value * other, self.tangent)
+
+    __rmul__ = __mul__
+
+
+class ProductWithoutLift(LearnerDual):
+    def __mul__(self, other):
+        return LearnerDual(self.value * other.value, self.value * other.tangent + self.tangent * other.value)
+
+    __rmul__ = __mul__
+
+
+class SumInPlace(LearnerDual):
+    def __add__(self, other):
+        other = self.lift(other)
+        self.value, self.tangent = self.value + other.value, self.tangent + other.tangent
+        return self
+
+    __radd__ = __add__
 
 
 class ProductOfTangents(LearnerDual):
@@ -285,6 +319,12 @@ class PowerMissingExponentTerm(LearnerDual):
         return super().__pow__(exponent)
 
 
+class PowerLiftsNumberExponent(LearnerDual):
+    def __pow__(self, exponent):
+        with np.errstate(invalid="ignore"):  # the x ** y rule takes log(x.value): nan for x < 0
+            return super().__pow__(self.lift(exponent))
+
+
 class NoReflectedAdd(LearnerDual):
     def __radd__(self, other):
         return NotImplemented
@@ -315,6 +355,9 @@ class TangentAsSingleNumber(LearnerDual):
         (ConstantWithTangentOne, ("*",), (), ["`x * k`", "tangent is 0, not 1"]),
         (ProductMissingATerm, ("*",), (), ["`x * y`", "product rule has two terms", "One term is missing"]),
         (ProductOfTangents, ("*",), (), ["`x * y`", "coefficient of ε²"]),
+        (ProductWithNumberKeepsTangent, ("*",), (), ["`x * k`", "multiply the tangent by k as well"]),
+        (ProductWithoutLift, ("*",), (), ["`x * k`", "raised AttributeError", "has no .value", "Dual.lift"]),
+        (SumInPlace, ("+",), (), ["`x + y`", "changed its input x in place", "return a new Dual", "`x + y + x`"]),
         (SumKeepsOneTangent, ("+",), (), ["`x + y`", "add both tangents"]),
         (DifferenceAddsTangents, ("-",), (), ["`x - y`", "subtract the tangents too"]),
         (ReflectedSubtractionSwapped, ("-",), (), ["The value of `k - x`", "this computed x − k", "RIGHT operand"]),
@@ -325,6 +368,7 @@ class TangentAsSingleNumber(LearnerDual):
         (PowerWithoutChainRule, ("**",), (), ["`x ** 3`", "not multiplied by x.tangent"]),
         (PowerRuleForNumberBase, ("**",), (), ["`k ** x`", "exponent varies", "log(k)"]),
         (PowerMissingExponentTerm, ("**",), (), ["`x ** y`", "exponent's part is missing"]),
+        (PowerLiftsNumberExponent, ("**",), (), ["`x ** 3` with x = Dual(-", "got nan", "log of a negative base", "k·x.value^(k−1)"]),
         (NoReflectedAdd, ("+",), (), ["`k + x` with", "raised TypeError", "reflected method"]),
         (MultiplicationNotWritten, ("*",), (), ["`x * y`", "raised NotImplementedError in `", "__mul__`", "not written yet"]),
         (SumReturnsPlainNumber, ("+",), (), ["`x + y`", "not a dual number", "return a Dual(value, tangent)"]),
@@ -386,6 +430,17 @@ def log_always_dual(x):
     return learner_log(x if isinstance(x, LearnerDual) else LearnerDual(x, 0.0))
 
 
+def exp_only_for_duals(x):
+    return LearnerDual(np.exp(x.value), np.exp(x.value) * x.tangent)
+
+
+def sin_in_place(x):
+    if isinstance(x, LearnerDual):
+        x.value, x.tangent = np.sin(x.value), np.cos(x.value) * x.tangent
+        return x
+    return np.sin(x)
+
+
 def exp_with_math_module(x):
     if isinstance(x, LearnerDual):
         return LearnerDual(math.exp(x.value), math.exp(x.value) * x.tangent)
@@ -400,7 +455,9 @@ def exp_with_math_module(x):
         (sin_of_the_tangent, "sin", (), ["`sin(x)`", "sin(x.tangent)"]),
         (sin_without_derivative, "sin", (), ["`sin(x)`", "needs the derivative sin'(x.value)"]),
         (log_always_dual, "log", (), ["`log(", "(a plain number) returned a Dual", "isinstance"]),
-        (exp_with_math_module, "exp", (3,), ["`exp(np.array([", "raised TypeError"]),
+        (exp_with_math_module, "exp", (3,), ["`exp(np.array([", "raised TypeError", "use np.exp, np.log"]),
+        (exp_only_for_duals, "exp", (), ["`exp(", "(a plain number) raised AttributeError", "isinstance", "return np.exp(x)"]),
+        (sin_in_place, "sin", (3,), ["`sin(x)` with x = Dual(", "changed its input x in place", "`sin(x) + x`"]),
     ],
     ids=lambda value: value.__name__ if callable(value) else None,
 )
@@ -444,6 +501,14 @@ def derivative_ignores_constants(f):
     return lambda x: f(LearnerDual(x, 1.0)).tangent
 
 
+def derivative_none_for_constants(f):
+    def f_prime(x):
+        out = f(LearnerDual(x, 1.0))
+        return out.tangent if isinstance(out, LearnerDual) else None
+
+    return f_prime
+
+
 def derivative_by_differences(f):
     return lambda x: (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
 
@@ -460,6 +525,7 @@ def derivative_not_a_factory(f):
         (derivative_seeded_with_two, ["called with tangent 2", "seed x with tangent 1"]),
         (derivative_returns_dual, ["returned a Dual", "tangent (the ε part)"]),
         (derivative_ignores_constants, ["`derivative(lambda x: 4.0)(", "raised AttributeError", "derivative is 0"]),
+        (derivative_none_for_constants, ["`derivative(lambda x: 4.0)(", "got nan", "derivative is 0", "return 0"]),
         (derivative_by_differences, ["never called f with a dual number"]),
         (derivative_not_a_factory, ["not a function", "returns a new function"]),
     ],
@@ -487,6 +553,14 @@ def jacobian_same_seed(f, x):
     return np.stack([f(LearnerDual(x, np.eye(len(x))[0])).tangent for _ in range(len(x))], axis=1)
 
 
+def jacobian_seed_not_reset(f, x):
+    unit, columns = np.zeros(len(x)), []
+    for j in range(len(x)):
+        unit[j] = 1.0  # the 1 of the pass before stays
+        columns.append(f(LearnerDual(x, unit)).tangent)
+    return np.stack(columns, axis=1)
+
+
 def jacobian_one_pass(f, x):
     return f(LearnerDual(x, np.ones(len(x)))).tangent
 
@@ -509,6 +583,7 @@ def jacobian_two_passes_per_column(f, x):
         (jacobian_by_rows, ["`jacobian_forward(lambda x: A @ x, np.array([", "A = np.array([[", "has shape (2, 3), expected shape (3, 2)", "shape is transposed"]),
         (jacobian_transposed_when_square, ["(A @ x) * (A @ x)", "the result is transposed"]),
         (jacobian_same_seed, ["seeded with the same tangent"]),
+        (jacobian_seed_not_reset, ["called with the tangents np.array([1.0, 0.0]), np.array([1.0, 1.0]);", "needs the unit vector e_j", "set back to 0"]),
         (jacobian_one_pass, ["single vector"]),
         (jacobian_by_differences, ["never called f with a dual number"]),
         (jacobian_two_passes_per_column, ["times for 2 inputs", "one forward pass per input"]),

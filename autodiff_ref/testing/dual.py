@@ -42,8 +42,11 @@ def _draw(shape: tuple[int, ...], rng: np.random.Generator, domain: str) -> Any:
     """A random input rounded to two decimals: a Python float for shape (), else an array.
 
     Values within 0.1 of 1 in magnitude are pushed away from it: a tangent of 1 would hide a
-    missing chain-rule factor, and a base or constant of 1 would hide a missing log.
+    missing chain-rule factor, and a base or constant of 1 would hide a missing log. Besides the
+    domains of :func:`random_array`, ``"negative"`` draws from [-2, -0.5].
     """
+    if domain == "negative":  # a base where a power rule that takes log(base) gives nan
+        return -_draw(shape, rng, "positive")
     values = np.round(random_array(shape, rng, domain), 2)
     values = np.where(np.abs(np.abs(values) - 1.0) < 0.1, np.round(values * 1.3, 2), values)
     return float(values) if shape == () else values
@@ -65,8 +68,47 @@ def _is_dual(obj: Any) -> bool:
     return hasattr(obj, "value") and hasattr(obj, "tangent")
 
 
+def _snapshot(dual: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Copies of a Dual's value and tangent, to tell afterwards whether code changed it in place."""
+    return (np.copy(dual.value), np.copy(dual.tangent)) if _is_dual(dual) else None
+
+
+def _check_unchanged(description: str, name: str, dual: Any, before: tuple[np.ndarray, np.ndarray] | None, reuse: str) -> None:
+    """Fail if the input Dual ``name`` differs from its snapshot ``before``, taken before ``description`` ran.
+
+    Code that changes its input passes every check of its own result, but ``reuse`` (an
+    expression that needs the input again afterwards) would compute with the changed input.
+    """
+    if before is None or (np.array_equal(dual.value, before[0]) and np.array_equal(dual.tangent, before[1])):
+        return
+    raise CheckFailure(
+        f"{description} changed its input {name} in place.\n"
+        f"  Hint: return a new Dual and leave {name} as it was: code such as `{reuse}` uses {name} again."
+    )
+
+
+def _error_hint(error: Exception, case_hint: str | None) -> str | None:
+    """The likely cause of an exception from learner code: what the error itself proves first,
+    then the case's own ``case_hint``, then a plain number used where a Dual was needed."""
+    if isinstance(error, NameError):
+        return ("the code uses a name that is not defined when this test runs; cells run top to "
+                "bottom, so a function defined in a later cell is not there yet.")
+    if isinstance(error, TypeError) and "can be converted to Python scalars" in str(error):
+        return ("code for a single number (math.exp, math.log, float(...)) got an array: use "
+                "np.exp, np.log and the other NumPy functions, which work on arrays.")
+    if case_hint is not None:
+        return case_hint
+    plain = (int, float, np.number, np.ndarray)  # a number or an array where a Dual was needed
+    if isinstance(error, AttributeError) and error.name in ("value", "tangent") and isinstance(error.obj, plain):
+        return f"a plain number (or array) has no .{error.name}: turn it into a Dual with Dual.lift first."
+    return None
+
+
 def _call(description: str, function: Callable[..., Any], *args: Any, hint: str | None = None) -> Any:
-    """Run learner code; turn any exception into a CheckFailure that names the case."""
+    """Run learner code; turn any exception into a CheckFailure that names the case.
+
+    ``hint`` explains what usually goes wrong in this case, for an error that does not tell.
+    """
     try:
         return watched(function, *args)
     except CheckFailure:
@@ -78,9 +120,7 @@ def _call(description: str, function: Callable[..., Any], *args: Any, hint: str 
         ) from error
     except Exception as error:  # anything else the learner's code raises is this case's failure
         message = f"{description} raised {type(error).__name__}: {error}"
-        if isinstance(error, NameError) and hint is None:
-            hint = ("the code uses a name that is not defined when this test runs; cells run top to "
-                    "bottom, so a function defined in a later cell is not there yet.")
+        hint = _error_hint(error, hint)
         raise CheckFailure(message + (f"\n  Hint: {hint}" if hint else "")) from error
 
 
@@ -108,8 +148,12 @@ def _check_result(
     numeric_tangent: Any,
     value_mistakes: list[tuple[Any, str]],
     tangent_mistakes: list[tuple[Any, str]],
+    tangent_hint: str | None = None,
 ) -> None:
-    """Compare a learner's Dual with the expected value and tangent, hinting at usual mistakes."""
+    """Compare a learner's Dual with the expected value and tangent, hinting at usual mistakes.
+
+    ``tangent_hint``, judged from the result beforehand, goes before any of ``tangent_mistakes``.
+    """
     if not _is_dual(result):
         raise CheckFailure(
             f"{description} returned {type(result).__name__} {result!r}, not a dual number.\n"
@@ -119,7 +163,7 @@ def _check_result(
         result.value, expected_value, f"The value of {description}",
         hint=_matching_hint(result.value, value_mistakes),
     )
-    hint = _matching_hint(result.tangent, tangent_mistakes)
+    hint = tangent_hint or _matching_hint(result.tangent, tangent_mistakes)
     if np.ndim(result.tangent) == 0 and np.ndim(expected_tangent) > 0:
         hint = "the value is an array but the tangent is a single number: each element needs its own tangent."
     assert_close(result.tangent, expected_tangent, f"The tangent (ε part) of {description}", hint=hint)
@@ -143,6 +187,11 @@ _CHAIN_HINT = (
 _REFLECTED_HINT = (
     "with a number on the left, Python calls the Dual's reflected method "
     "(__radd__, __rsub__, __rmul__, __rtruediv__, __rpow__), where self is the RIGHT operand."
+)
+_NEGATIVE_BASE_HINT = (
+    "the tangent is nan where x.value < 0: the log of a negative base is nan, and nan times the "
+    "exponent's zero tangent is still nan. For a number exponent k use the power rule "
+    "k·x.value^(k−1)·x.tangent, which needs no log."
 )
 
 
@@ -170,6 +219,7 @@ _PRODUCT_RULE = (
     "so the tangent of x * y is x.value·y.tangent + x.tangent·y.value."
 )
 _QUOTIENT_RULE = "the quotient rule: (a + bε)/(c + dε) = a/c + (b·c − a·d)/c² · ε"
+_TANGENT_TIMES_K = ((lambda a, b, k, d: b, "multiply the tangent by k as well: (a + bε)·k = ak + (bk)ε."),)
 
 ARITHMETIC_CASES: tuple[_ArithmeticCase, ...] = (
     _ArithmeticCase("+", "x + y", lambda x, y: x + y, "dual", tangent_mistakes=(
@@ -195,8 +245,8 @@ ARITHMETIC_CASES: tuple[_ArithmeticCase, ...] = (
         (lambda a, b, c, d: b * c, _PRODUCT_RULE + " One term is missing."),
         (lambda a, b, c, d: b * d, "the tangents were multiplied, but b·d is the coefficient of ε², which is 0. " + _PRODUCT_RULE),
     )),
-    _ArithmeticCase("*", "x * k", lambda x, k: x * k, "number"),
-    _ArithmeticCase("*", "k * x", lambda x, k: k * x, "number"),
+    _ArithmeticCase("*", "x * k", lambda x, k: x * k, "number", tangent_mistakes=_TANGENT_TIMES_K),
+    _ArithmeticCase("*", "k * x", lambda x, k: k * x, "number", tangent_mistakes=_TANGENT_TIMES_K),
     _ArithmeticCase("*", "x * x", lambda x, _: x * x, "none", tangent_mistakes=(
         (lambda a, b, c, d: a * b, _PRODUCT_RULE + " With y = x it gives 2·a·b; one term is missing."),
         (lambda a, b, c, d: b * b, "the tangents were multiplied, but b·b is the coefficient of ε², which is 0. " + _PRODUCT_RULE),
@@ -218,7 +268,7 @@ ARITHMETIC_CASES: tuple[_ArithmeticCase, ...] = (
             (lambda a, b, k, d: -k * b / a, "divide by x.value², not by x.value: the tangent of k / x is −k·x.tangent / x.value²."),
         ),
     ),
-    _ArithmeticCase("**", "x ** 3", lambda x, _: x ** 3, "none", tangent_mistakes=(
+    _ArithmeticCase("**", "x ** 3", lambda x, _: x ** 3, "none", x_domain="negative", tangent_mistakes=(
         (lambda a, b, c, d: 3 * a**3 * b, "the power rule lowers the exponent by one: d(xⁿ) = n·xⁿ⁻¹·dx."),
         (lambda a, b, c, d: a**2 * b, "the power rule has the factor n in front: d(xⁿ) = n·xⁿ⁻¹·dx."),
     )),
@@ -272,9 +322,9 @@ def check_dual_arithmetic(
     """Check a learner's dual-number class on ``+ - * / **`` and unary ``-``.
 
     ``ops`` picks the operators (``"neg"`` is unary minus; ``"**"`` covers a number exponent,
-    a number base and a Dual exponent). For each, expressions in x, y (Duals) and k (a plain
-    number on either side) are evaluated on inputs of ``shape`` (``()``: Python floats; else
-    NumPy arrays, elementwise). The value must match plain NumPy, the tangent the reference
+    ``x ** 3`` on a negative base among them, a number base and a Dual exponent). For each,
+    expressions in x, y (Duals) and k (a plain number on either side) are evaluated on inputs of
+    ``shape`` (``()``: Python floats; else NumPy arrays, elementwise). The value must match plain NumPy, the tangent the reference
     ``autodiff_ref.forward.Dual`` and central differences. ``dual_class(value, tangent)`` must
     build a Dual with attributes ``.value`` and ``.tangent``.
     """
@@ -307,8 +357,12 @@ def _check_arithmetic_case(dual_class: type, case: _ArithmeticCase, a: Any, b: A
 
     x = learner_operand(a, b)
     other = learner_operand(c, d) if case.other == "dual" else c
+    operands = {"x": x, "y": other} if case.other == "dual" else {"x": x}
+    before = {name: _snapshot(operand) for name, operand in operands.items()}
     hint = _REFLECTED_HINT if case.expression.startswith("k ") else None
     result = _call(description, case.apply, x, other, hint=hint)
+    for name, operand in operands.items():
+        _check_unchanged(description, name, operand, before[name], f"{case.expression} + {name}")
 
     expected = case.apply(reference.Dual(a, b), reference.Dual(c, d) if case.other == "dual" else c)
     numeric = (
@@ -327,7 +381,20 @@ def _check_arithmetic_case(dual_class: type, case: _ArithmeticCase, a: Any, b: A
     if case.other != "dual":  # a single dual input: the chain-rule factor x.tangent left out
         unit_tangent = np.ones(np.shape(b)) if np.ndim(b) else 1.0
         tangent_mistakes.append((case.apply(reference.Dual(a, unit_tangent), c).tangent, _CHAIN_HINT))
-    _check_result(description, result, expected.value, expected.tangent, numeric, value_mistakes, tangent_mistakes)
+    number_exponent = case.op == "**" and case.other == "none"
+    log_of_negative = number_exponent and _is_dual(result) and _nan_only_where_negative(result.tangent, a)
+    _check_result(description, result, expected.value, expected.tangent, numeric, value_mistakes, tangent_mistakes,
+                  tangent_hint=_NEGATIVE_BASE_HINT if log_of_negative else None)
+
+
+def _nan_only_where_negative(numbers: Any, base: Any) -> bool:
+    """Whether ``numbers`` are nan somewhere, and only where ``base`` is negative: the mark of a log(base)."""
+    try:
+        nan = np.isnan(np.asarray(numbers, dtype=np.float64))
+    except (TypeError, ValueError):
+        return False
+    negative = np.asarray(base) < 0
+    return nan.shape == negative.shape and bool(nan.any()) and not np.any(nan & ~negative)
 
 
 # --- elementary functions -----------------------------------------------------------------------
@@ -360,12 +427,13 @@ def check_dual_function(
 
         a = _draw(shape, rng, domain)
         description = f"`{name}({_show(a)})` (a plain {'number' if shape == () else 'array'})"
-        result = _call(description, function, a)
+        plain_hint = f"make a Dual only when the input is a Dual (isinstance); else return np.{name}(x)."
+        result = _call(description, function, a, hint=plain_hint)
         if _is_dual(result):
             raise CheckFailure(
                 f"{description} returned a Dual; for a plain input it should return a plain "
                 f"{'number' if shape == () else 'array'}, like np.{name}.\n"
-                "  Hint: make a Dual only when the input is a Dual (isinstance)."
+                f"  Hint: {plain_hint}"
             )
         assert_close(result, plain(a), f"The result of {description}")
 
@@ -374,7 +442,9 @@ def check_dual_function(
             a = _draw(shape, rng, domain)
             description = f"`{name}(x)` with x = {_show_dual(a, b)}"
             x = _call(f"Dual({_show(a)}, {_show(b)})", dual_class, a, b)
+            before = _snapshot(x)
             result = _call(description, function, x)
+            _check_unchanged(description, "x", x, before, f"{name}(x) + x")
             expected = getattr(reference, name)(reference.Dual(a, b))
             numeric = (plain(a + EPS * b) - plain(a - EPS * b)) / (2 * EPS)
             with np.errstate(all="ignore"):
@@ -455,7 +525,8 @@ def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tu
             constant = source == "lambda x: 4.0"
             constant_hint = (
                 "this f returns the plain number 4.0, whatever x is: not a Dual. A constant's "
-                "derivative is 0, so handle an output without a tangent."
+                "derivative is 0, so when f's output has no tangent, return 0 (an array of zeros "
+                "shaped like x for an array x)."
             )
             logged = _CallLog(f)
             derivative_of_f = _call(f"`derivative({source})`", derivative_fn, logged)
@@ -484,10 +555,11 @@ def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tu
             if not np.allclose(first_seed, 1.0):
                 wrong.insert(0, (expected * first_seed, f"f was called with tangent {_show(first_seed)}; "
                                  "seed x with tangent 1 (an array of ones for an array x)."))
-            if constant:
-                wrong.insert(0, (4.0, constant_hint))
             wrong.insert(0, (_tangent_with(logged.dual_class, f, x, np.ones(np.shape(x))), _DUAL_CLASS_HINT))
-            assert_close(got, expected, f"The result of {description}", hint=_matching_hint(got, wrong))
+            # Whatever a constant f's derivative gets wrong (4.0, None, a tangent), the cause is the
+            # branch for an output without a tangent.
+            hint = constant_hint if constant else _matching_hint(got, wrong)
+            assert_close(got, expected, f"The result of {description}", hint=hint)
             assert_close(got, numeric, f"The result of {description}, compared with central differences,",
                          atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
         where = "numbers" if shape == () else f"arrays of shape {shape}"
@@ -551,6 +623,24 @@ def _numeric_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> n
     return np.stack(columns, axis=1)
 
 
+def _is_unit_vector(seed: np.ndarray) -> bool:
+    """Whether ``seed`` is some e_j: one 1, zeros elsewhere."""
+    return seed.ndim == 1 and np.count_nonzero(seed) == 1 and np.sum(seed) == 1.0
+
+
+def _seed_hint(seeds: list[np.ndarray], n: int) -> str | None:
+    """A hint naming the tangents f was seeded with, if some are neither a unit vector e_j nor 0
+    (a pass with tangent 0, say to learn the output size, does no harm)."""
+    if all(_is_unit_vector(seed) or not np.any(seed) for seed in seeds):
+        return None
+    hint = (f"f was called with the tangents {', '.join(_show(seed) for seed in seeds)}; the pass for "
+            f"column j needs the unit vector e_j: 1 in place j and 0 elsewhere (np.eye({n})[j]).")
+    if len(seeds) > 1 and all(_is_unit_vector(later - earlier) for earlier, later in zip(seeds, seeds[1:])):
+        hint += (" Each seed keeps the 1s of the ones before: an array changed in place needs its 1 "
+                 "set back to 0 before the next pass, or make a new one for every pass.")
+    return hint
+
+
 def _jacobian_hint(got: Any, expected: np.ndarray, seeds: list[np.ndarray]) -> str | None:
     """The usual mistake behind a wrong Jacobian, judged from its shape, values and the seeds used."""
     m, n = expected.shape
@@ -566,6 +656,9 @@ def _jacobian_hint(got: Any, expected: np.ndarray, seeds: list[np.ndarray]) -> s
         return f"f maps {n} inputs to {m} outputs, so its Jacobian has shape (m, n) = ({m}, {n})."
     if len(seeds) > 1 and all(np.allclose(seed, seeds[0]) for seed in seeds):
         return f"every pass was seeded with the same tangent {_show(seeds[0])}; the pass for column j needs e_j."
+    seed_hint = _seed_hint(seeds, n)
+    if seed_hint is not None:
+        return seed_hint
     if m == n:
         return _matching_hint(got, [(
             expected.T,
