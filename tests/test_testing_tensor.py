@@ -158,6 +158,27 @@ def test_a_learners_ops_pass(capsys):
     assert "forward matches the reference" in lines[4]
 
 
+# Right backwards that differ from the reference: none may trip the checks for in-place changes
+# and for gradients cut off from the inputs.
+OTHER_RIGHT_CASES = [
+    (ops.Exp, lambda self, g, node: (g * node.inputs[0].exp(),), [(2, 3)], {}),
+    (ops.Abs, lambda self, g, node: (g * node.inputs[0] / node,), [(2, 3)], {}),
+    (ops.ReLU, lambda self, g, node: (g * Tensor(node.data > 0),), [(2, 3)], {}),
+    (ops.Div, lambda self, g, node: (g / node.inputs[1], -g * node / node.inputs[1]), [(2, 3), (2, 3)], {}),
+    (ops.Max, lambda self, g, node: (g.reshape(3, 1) * Tensor(node.inputs[0].data == node.data.reshape(3, 1)),),
+     [(3, 4)], {"axis": 1}),
+    (ops.Sum, lambda self, g, node: (g.reshape(3, 1) * Tensor(np.ones((3, 4))),), [(3, 4)], {"axis": 1}),
+]
+
+
+@pytest.mark.parametrize(
+    "op, backward, shapes, kwargs", OTHER_RIGHT_CASES, ids=[op.__name__ for op, *_ in OTHER_RIGHT_CASES]
+)
+def test_other_right_backwards_pass(op, backward, shapes, kwargs, capsys):
+    check_function(broken(op, backward=backward), shapes, kwargs=kwargs)
+    assert capsys.readouterr().out.startswith("✓ " + op.__name__)
+
+
 def test_settings_are_passed_to_both_ops():
     Sum = written_copy(ops.Sum)
     check_function(Sum, [(2, 3)], args=(1, True))
@@ -200,6 +221,27 @@ def test_a_forward_that_changes_its_input():
         return a
 
     assert "changed its input a in place" in failure(broken(ops.ReLU, forward=forward), [(4,)])
+
+
+def relu_masking_out_grad(self, g, node):
+    g.data[node.inputs[0].data <= 0] = 0
+    return (g,)  # the right numbers, but the engine may have handed this g to another op too
+
+
+def abs_taking_the_sign_of_its_input(self, g, node):
+    (a,) = node.inputs
+    a.data[:] = np.sign(a.data)
+    return (g * Tensor(a.data),)
+
+
+@pytest.mark.parametrize("op, backward, expected", [
+    (ops.ReLU, relu_masking_out_grad, "ReLU.backward changed out_grad in place (its .data); the engine may hand "
+                                      "the same out_grad to several ops (Add returns it"),
+    (ops.Abs, abs_taking_the_sign_of_its_input, "Abs.backward changed a in place (its .data); other ops read a too"),
+], ids=["out_grad", "input"])
+def test_a_backward_that_changes_a_tensor_in_place(op, backward, expected):
+    message = failure(broken(op, backward=backward), [(6,)])
+    assert message.startswith(expected) and "Compute a new Tensor instead" in message
 
 
 # --- the backward: the usual mistakes --------------------------------------------------------------
@@ -342,6 +384,17 @@ def test_numpy_array_instead_of_a_tensor():
     assert "Tensor operations" in message
 
 
+@pytest.mark.parametrize("op, backward, shapes, expected", [
+    (ops.Mul, lambda self, g, node: (g * Tensor(node.inputs[1].data), g * node.inputs[0]), [(2,), (2,)],
+     "the gradient for input 0 (a) has the right numbers, but it depends on b and its graph does not lead back to b"),
+    (ops.Exp, lambda self, g, node: (g * Tensor(node.data),), [(2,)],
+     "the gradient for input 0 (a) has the right numbers, but it depends on a"),
+], ids=["Mul", "Exp"])
+def test_a_gradient_built_from_copies_of_the_inputs(op, backward, shapes, expected):
+    message = failure(broken(op, backward=backward), shapes)
+    assert expected in message and "a gradient built from copies cannot be differentiated again" in message
+
+
 def test_a_tensor_wrapped_around_numpy():
     def backward(self, g, node):
         a, b = node.inputs
@@ -366,13 +419,25 @@ def test_reduction_gradient_with_the_outputs_shape():
     assert "reshape out_grad to the shape the output has with keepdims=True, then broadcast_to (3, 4)" in message
 
 
-def test_reduction_that_broadcasts_without_reshaping():
-    def backward(self, g, node):
-        return (g.broadcast_to(node.inputs[0].shape),)
+def max_with_argmax(self, g, node):
+    """Right for an int axis, but np.argmax takes no tuple."""
+    (a,) = node.inputs
+    mask = np.zeros(a.shape)
+    np.put_along_axis(mask, np.expand_dims(np.argmax(a.data, axis=self.axis), self.axis), 1, axis=self.axis)
+    return (g.reshape(mask.sum(axis=self.axis, keepdims=True).shape) * Tensor(mask),)
 
-    message = failure(broken(ops.Sum, backward=backward), [(3, 4)], kwargs={"axis": 1})
-    assert "Sum(axis=1, keepdims=False).backward raised ValueError" in message
-    assert "reshape it to the shape the output has with keepdims=True, (3, 1)" in message
+
+@pytest.mark.parametrize("op, backward, kwargs, raised, hint, not_hint", [
+    (ops.Sum, lambda self, g, node: (g.broadcast_to(node.inputs[0].shape),), {"axis": 1},
+     "Sum(axis=1, keepdims=False).backward raised ValueError",
+     "reshape it to the shape the output has with keepdims=True, (2, 1, 4)", "axis may be None"),
+    (ops.Max, max_with_argmax, {"axis": (0, 2), "keepdims": True},
+     "Max(axis=(0, 2), keepdims=True).backward raised TypeError",
+     "here axis=(0, 2). axis may be None (every axis), an int, or a tuple of ints", "then broadcast_to"),
+], ids=["broadcast-without-reshape", "argmax-on-a-tuple"])
+def test_a_reduction_that_raises_gets_a_hint_that_fits_the_error(op, backward, kwargs, raised, hint, not_hint):
+    message = failure(broken(op, backward=backward), [(2, 3, 4)], kwargs=kwargs)
+    assert raised in message and hint in message and not_hint not in message
 
 
 def test_right_numbers_in_the_wrong_shape():
@@ -392,6 +457,17 @@ def test_right_numbers_in_the_wrong_shape():
      "undo the permutation instead, with its inverse np.argsort(axes) = (2, 0, 1)"),
     (ops.Max, lambda self, g, node: (g.reshape(3, 1).broadcast_to((3, 4)),), [(3, 4)], {"axis": 1},
      "only the elements that are the maximum affect the output"),
+    # Tensor has no elementwise ==: the mask is one False, broadcast or not.
+    (ops.Max, lambda self, g, node: (g.reshape(3, 1) * (node.inputs[0] == node.reshape(3, 1)),), [(3, 4)],
+     {"axis": 1}, "has shape (3, 1), expected shape (3, 4).\n  Hint: the gradient is all zeros, as from a mask of all "
+                  "zeros: == on Tensors is not elementwise"),
+    (ops.Max, lambda self, g, node: ((g.reshape(3, 1) * Tensor(node.inputs[0].data == node.reshape(3, 1)))
+                                     .broadcast_to((3, 4)),), [(3, 4)], {"axis": 1},
+     "compare the arrays, a.data == node.data.reshape((3, 1))"),
+    (ops.Sum, lambda self, g, node: (g.reshape(3, 1),), [(3, 4)], {"axis": 1},
+     "(3, 1) is the kept shape, the output's shape with keepdims=True: now broadcast_to((3, 4))"),
+    (ops.Max, lambda self, g, node: (g.reshape(3, 1),), [(3, 4)], {"axis": 1},
+     "(3, 1) is the kept shape, the output's shape with keepdims=True: now multiply it by the mask"),
 ])
 def test_hints_for_one_ops_usual_slips(op, backward, shapes, kwargs, hint):
     assert hint in failure(broken(op, backward=backward), shapes, kwargs=kwargs)
@@ -418,7 +494,8 @@ def test_transpose_with_negative_axes_inverted_as_they_are():
         return (g.transpose(tuple(int(axis) for axis in np.argsort(self.axes))),)
 
     message = failure(broken(ops.Transpose, backward=backward), [(2, 3, 4)], kwargs={"axes": (-1, 0, 1)})
-    assert "make the axes positive with axis % ndim before inverting: the inverse permutation is (1, 2, 0)" in message
+    assert "np.argsort((-1, 0, 1)) sorts the negative axes first; make the axes positive with axis % ndim before " \
+           "inverting: the inverse permutation is (1, 2, 0)" in message
 
 
 def test_pow_exponent_without_log():

@@ -12,7 +12,9 @@ backward, the input (its index and name), the worst element with its expected an
 and, when the numbers match a usual mistake, what that mistake is: operands swapped, a gradient
 not summed over the axes broadcasting stretched, a matmul gradient transposed or multiplied in
 the wrong order, ``out_grad`` left out, a flipped sign, a constant factor, a wrong count of
-gradients, a NumPy array where a Tensor belongs, a wrong shape. A passing check prints a ✓ line.
+gradients, a NumPy array where a Tensor belongs, a wrong shape, a mask that ``==`` on Tensors left
+all zeros, ``out_grad`` changed in place, a gradient built from a copy of an input (which cannot
+be differentiated again). A passing check prints a ✓ line.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ DOMAINS: dict[str, tuple[str, ...]] = {
     "Abs": ("real",),  # |a| >= 0.3: no kink
     "ReLU": ("real",),
 }
+
+# The reference ops that reduce over axis: their backward spreads out_grad over the reduced axes.
+_REDUCTIONS = ("Sum", "Mean", "Max", "LogSumExp")
 
 # (shape of grad, shape to sum it to): added leading axes, stretched size-1 axes, and both.
 UNBROADCAST_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
@@ -121,8 +126,11 @@ def _swap_last(shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape[:-2] + (shape[-1], shape[-2])
 
 
-def _run(what: str, case: str, function: Callable[[], Any], hint: str | None = None) -> Any:
-    """Run learner code; turn what it raises into a CheckFailure that names the op and the case."""
+def _run(
+    what: str, case: str, function: Callable[[], Any], hint: Callable[[Exception], str | None] | None = None
+) -> Any:
+    """Run learner code; turn what it raises into a CheckFailure that names the op and the case.
+    ``hint`` says what to check, given the error (a TypeError and a ValueError need different ones)."""
     try:
         return watched(function)
     except CheckFailure:
@@ -138,14 +146,23 @@ def _run(what: str, case: str, function: Callable[[], Any], hint: str | None = N
         ) from error
     except Exception as error:  # anything else the learner's code raises fails this case
         lines = [f"{what} raised {type(error).__name__} ({case}): {error}"]
+        hint_text = hint(error) if hint else None
         if isinstance(error, NameError):
-            hint = hint or (
+            hint_text = hint_text or (
                 "the code uses a name that is not defined when this test runs; cells run top to "
                 "bottom, so a function defined in a later cell is not there yet."
             )
-        if hint:
-            lines.append(f"  Hint: {hint}")
+        if hint_text:
+            lines.append(f"  Hint: {hint_text}")
         raise CheckFailure("\n".join(lines)) from error
+
+
+def _changed_in_place(tensors: Sequence[Tensor], originals: Sequence[np.ndarray], names: Sequence[str]) -> str | None:
+    """The name of the first tensor whose values differ from their copy taken before learner code ran."""
+    for tensor, original, name in zip(tensors, originals, names):
+        if not np.array_equal(tensor.data, original):
+            return name
+    return None
 
 
 def _require_tensor(result: Any, what: str) -> Tensor:
@@ -173,6 +190,50 @@ def _require_graph(result: Tensor, what: str, made_from: str) -> None:
             f"  Hint: was it computed on .data with NumPy and wrapped in Tensor(...)? Use Tensor "
             f"operations on {made_from} itself (`out_grad * b`, `grad.sum(axis=0)`), so that the "
             "gradient is part of a graph: notebook 06 differentiates gradients again."
+        )
+
+
+def _inputs_reached(grad: Tensor, inputs: Sequence[Tensor]) -> set[int]:
+    """The positions of the ``inputs`` that ``grad``'s graph leads back to (through the op's
+    output ``node`` too, whose own inputs they are)."""
+    positions = {id(tensor): i for i, tensor in enumerate(inputs)}
+    reached, seen, waiting = set(), set(), [grad]
+    while waiting:
+        tensor = waiting.pop()
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            if id(tensor) in positions:
+                reached.add(positions[id(tensor)])
+            waiting.extend(tensor.inputs)
+    return reached
+
+
+def _inputs_each_gradient_uses(reference: Function, arrays: Sequence[np.ndarray]) -> list[set[int]]:
+    """For each input, the inputs whose Tensors the reference op's gradient for it is built from.
+
+    A gradient that depends on an input must use that Tensor, not a copy of its values, to be
+    differentiated again. A constant the reference builds on .data, such as the mask of ReLU or
+    Max, is not differentiated by design, so it leads to no input and asks for none.
+    """
+    inputs = [Tensor(x, requires_grad=True) for x in arrays]
+    with np.errstate(all="ignore"):  # only the graph counts here, not the values (log of a < 0 is nan)
+        node = reference(*inputs)
+        grads = reference.backward(Tensor(np.ones(node.shape), requires_grad=True), node)
+    grads = (grads,) if isinstance(grads, Tensor) else grads
+    return [set() if grad is None else _inputs_reached(grad, inputs) for grad in grads]
+
+
+def _require_inputs(grad: Tensor, what: str, inputs: Sequence[Tensor], needed: set[int], names: list[str]) -> None:
+    """``grad``'s graph leads back to every input in ``needed``, so that it can be differentiated again."""
+    missing = sorted(needed - _inputs_reached(grad, inputs))
+    if missing:
+        name = names[missing[0]]
+        raise CheckFailure(
+            f"{what} has the right numbers, but it depends on {name} and its graph does not lead back "
+            f"to {name}: it is built from a copy, such as Tensor({name}.data) or Tensor(node.data).\n"
+            f"  Hint: use the Tensors {', '.join(names)} and node themselves, not Tensor({name}.data): a "
+            "gradient built from copies cannot be differentiated again, and notebook 06 differentiates "
+            "gradients again for second derivatives."
         )
 
 
@@ -312,7 +373,7 @@ def _transpose_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]
     inverse = tuple(int(x) for x in np.argsort([axis % ndim for axis in axes]))
     if any(axis < 0 for axis in axes):
         yield np.transpose(case.weights, np.argsort(axes)), (
-            f"np.argsort{tuple(axes)} sorts the negative axes first; make the axes positive with "
+            f"np.argsort({tuple(axes)}) sorts the negative axes first; make the axes positive with "
             f"axis % ndim before inverting: the inverse permutation is {inverse}."
         )
     if inverse != tuple(axis % ndim for axis in axes):
@@ -329,6 +390,14 @@ def _max_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]:
         "every element got out_grad, but only the elements that are the maximum affect the output: "
         "multiply by a mask that is 1 where a equals the maximum and 0 elsewhere."
     )
+    # Tensor has no elementwise ==, so `a == node` (or `a.data == node`) is one Python False, and
+    # out_grad times it is all zeros: of a's shape if broadcast, else of the shape it had then.
+    for shape in dict.fromkeys((a.shape, kept, case.out.shape)):
+        yield np.zeros(shape), (
+            "the gradient is all zeros, as from a mask of all zeros: == on Tensors is not "
+            "elementwise (`a == node` is a single Python False, not a mask); compare the arrays, "
+            f"a.data == node.data.reshape({kept})."
+        )
 
 
 def _mean_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]:
@@ -455,6 +524,11 @@ def _shape_hint(case: _Case, i: int, got: np.ndarray) -> str:
             + " (If the gradient already goes through your unbroadcast, its test says what to fix.)"
             + rule
         )
+    kept = _kept_shape(shape, case.setting("axis")) if case.reference.name in _REDUCTIONS else shape
+    if got.shape == kept != shape:  # reshaped for a reduction, and then not spread out
+        spread = f"multiply it by the mask, of {name}'s shape {shape}" if case.reference.name == "Max" \
+            else f"broadcast_to({shape})"
+        return f"{kept} is the kept shape, the output's shape with keepdims=True: now {spread}."
     if got.shape == case.out.shape and got.size < expected.size:
         return (
             f"the gradient has the output's shape {case.out.shape}, not {name}'s {shape}. Every "
@@ -488,7 +562,7 @@ def _forward_hint(case: _Case, got: np.ndarray) -> str | None:
 
 
 def _backward_error_hint(
-    op: Function, reference: _Reference, shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]
+    op: Function, reference: _Reference, shapes: list[tuple[int, ...]], out_shape: tuple[int, ...], error: Exception
 ) -> str | None:
     """What to check when a backward raises, for the ops whose shapes are easy to get wrong."""
     if reference.name == "MatMul":
@@ -498,9 +572,21 @@ def _backward_error_hint(
             "Tensor.transpose takes a tuple of axes, such as out_grad.transpose((2, 0, 1)); with "
             "axes=None, transpose reverses all axes, which out_grad.T does."
         )
-    if reference.name in ("Sum", "Mean", "Max", "LogSumExp"):
+    if reference.name in _REDUCTIONS:
         axis = getattr(op, "axis", getattr(reference.op, "axis", None))
         kept = _kept_shape(shapes[0], axis)
+        # A TypeError or an IndexError (NumPy's AxisError is both an IndexError and a ValueError)
+        # comes from code that takes axis for one kind of value, such as np.argmax, which takes
+        # one int; a plain ValueError from shapes that do not broadcast.
+        if isinstance(error, (TypeError, IndexError)):
+            return (
+                f"here axis={axis!r}. axis may be None (every axis), an int, or a tuple of ints, and "
+                "negative ones count from the end; np.argmax and other NumPy functions that take "
+                "a single axis fail on a tuple. kept_shape(a.shape, self.axis) handles every kind: "
+                f"here it gives {kept}, the shape to reshape out_grad to"
+                + (", and a.data == node.data.reshape(kept) marks the maximum for any axis."
+                   if reference.name == "Max" else ".")
+            )
         return (
             f"out_grad has the output's shape {out_shape}. To spread it over the input's shape "
             f"{shapes[0]}, first reshape it to the shape the output has with keepdims=True, {kept}, "
@@ -558,7 +644,10 @@ def check_function(
     instance, or a function of NumPy arrays. Its backward is called directly,
     ``op.backward(out_grad, node)``, with ``node`` the output Tensor the engine recorded and
     random ``out_grad``; each gradient must be a Tensor of its input's shape built from
-    ``out_grad`` with Tensor operations, equal to the numeric gradient. ``domain`` is where
+    ``out_grad`` with Tensor operations, equal to the numeric gradient, and, for a reference op
+    of :mod:`autodiff_ref.ops`, built from each input Tensor (or ``node``) that the reference's
+    gradient is built from. ``forward`` must not change its inputs in place, nor ``backward``
+    ``out_grad``, the inputs or ``node``. ``domain`` is where
     inputs are drawn (``"real"``, ``"positive"``, ``"unit"``; one for all inputs or one each),
     by default :data:`DOMAINS` of the reference op, else ``"real"``.
     """
@@ -595,12 +684,12 @@ def check_function(
         arrays = [_draw(shape, rng, where) for shape, where in zip(shapes, domains)]
         inputs = [Tensor(x, requires_grad=True) for x in arrays]
         node = _run(f"{label}.forward", shown, lambda: op(*inputs))
-        for name, x, tensor in zip(names, arrays, inputs):
-            if not np.array_equal(tensor.data, x):
-                raise CheckFailure(
-                    f"{label}.forward changed its input {name} in place; compute a new array instead "
-                    "(`a + b`, not `a += b`)."
-                )
+        changed = _changed_in_place(inputs, arrays, names)
+        if changed:
+            raise CheckFailure(
+                f"{label}.forward changed its input {changed} in place; compute a new array instead "
+                "(`a + b`, not `a += b`)."
+            )
         expected = reference_op.forward(*[x.copy() for x in arrays])
         weights = random_array(expected.shape, rng, "real")
         numeric = numeric_grad(lambda *xs: np.sum(weights * reference_op.forward(*xs)), *arrays)
@@ -611,11 +700,29 @@ def check_function(
 
         # out_grad requires grad, so a gradient built from it with Tensor operations does too.
         out_grad = Tensor(weights, requires_grad=True)
+        node_values = node.data.copy()
         returned = _run(
             f"{label}.backward", shown, lambda: op.backward(out_grad, node),
-            hint=_backward_error_hint(op, reference_op, shapes, expected.shape),
+            hint=lambda error: _backward_error_hint(op, reference_op, shapes, expected.shape, error),
         )
+        changed = _changed_in_place(
+            [out_grad, *inputs, node], [weights, *arrays, node_values], ["out_grad", *names, "node"]
+        )
+        if changed:
+            shared = (
+                "the engine may hand the same out_grad to several ops (Add returns it as the gradient "
+                "of both its inputs)" if changed == "out_grad" else f"other ops read {changed} too"
+            )
+            raise CheckFailure(
+                f"{label}.backward changed {changed} in place (its .data); {shared}, so a change made in "
+                f"place corrupts another gradient. Compute a new Tensor instead (`out_grad * mask`, not "
+                f"`{changed}.data[...] = 0`)."
+            )
         grads = _gradient_list(returned, label, names)
+        # Only the backward of an op of autodiff_ref.ops is known to build each gradient as it should.
+        needed = [set()] * len(names)
+        if reference_class is not None:
+            needed = _inputs_each_gradient_uses(reference_op.op, arrays)
         for i, (name, grad) in enumerate(zip(names, grads)):
             what = f"{label}.backward ({shown}): the gradient for input {i} ({name})"
             if grad is None:
@@ -627,6 +734,7 @@ def check_function(
             got_grad = np.asarray(grad.data, dtype=np.float64)
             _compare(case, got_grad, numeric[i], what, lambda: _gradient_hint(case, i, got_grad))
             _require_graph(grad, what, "out_grad")
+            _require_inputs(grad, what, inputs, needed[i], names)
         passed(f"{label}: forward matches {reference_op.description}, backward matches numeric gradients ({shown})")
 
 
