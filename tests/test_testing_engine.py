@@ -74,7 +74,8 @@ def accumulate_grad(tensor, grad_array):
 
 def make_backward(order=topological_order, accumulate=accumulate_grad, *, overwrite=False,
                   seed_scalar=False, ignore_grad=False, skip_none=True, only_requiring_grad=True,
-                  inputs_first=False, leaves_only=False, store_tensor=False):
+                  inputs_first=False, leaves_only=False, store_tensor=False, skip_leaves=True,
+                  pass_data=False):
     """A backward pass; each keyword turns on one usual mistake."""
 
     def backward(root, grad_array=None):
@@ -94,9 +95,10 @@ def make_backward(order=topological_order, accumulate=accumulate_grad, *, overwr
                         node.grad = node_grad
                     else:
                         accumulate(node, node_grad.data)
-                if node.op is None:
+                if node.op is None and skip_leaves:
                     continue
-                for tensor, input_grad in zip(node.inputs, node.op.backward(node_grad, node)):
+                out_grad = node_grad.data if pass_data else node_grad
+                for tensor, input_grad in zip(node.inputs, node.op.backward(out_grad, node)):
                     if skip_none and input_grad is None:
                         continue
                     if not skip_none:  # starts every tensor at zeros, so None meets a +
@@ -193,6 +195,7 @@ def test_right_implementations_pass():
     check_straight_through(round_straight_through)
     check_numeric_gradient(numeric_gradient)
     check_gradcheck(make_gradcheck())
+    check_gradcheck(make_gradcheck(message="Input #{k}"))
     check_hvp(hvp)
     check_hvp(hvp, seed=5)
 
@@ -351,10 +354,24 @@ def accumulate_tensor(tensor, grad_array):
     tensor.grad = Tensor(grad_array) if tensor.grad is None else tensor.grad + grad_array
 
 
+def accumulate_without_none(tensor, grad_array):
+    tensor.grad += grad_array
+
+
+def accumulate_into_given(tensor, grad_array):
+    if tensor.grad is None:
+        tensor.grad = np.array(grad_array)
+    else:
+        grad_array += tensor.grad
+        tensor.grad = grad_array
+
+
 @pytest.mark.parametrize("accumulate, hint", [
     (accumulate_without_copy, "not a copy"),
     (accumulate_replacing, "was replaced by the new grad"),
     (accumulate_tensor, "store np.array(grad)"),
+    (accumulate_without_none, "the first time, tensor.grad is None"),
+    (accumulate_into_given, "a second accumulate_grad on a tensor of shape (2, 3) changed the array grad"),
 ])
 def test_accumulate_grad_mistakes(accumulate, hint):
     assert hint in message_of(check_accumulate_grad, accumulate)
@@ -374,6 +391,8 @@ def test_accumulate_grad_mistakes(accumulate, hint):
     (make_backward(accumulate=accumulate_replacing), "replaced .grad instead of adding"),
     (make_backward(accumulate=accumulate_without_copy), "store an array of your own"),
     (make_backward(order=recursive_order), "explicit stack"),
+    (make_backward(skip_leaves=False), "a leaf has op None"),
+    (make_backward(pass_data=True), "its out_grad must be a Tensor"),
 ])
 def test_backward_mistakes(backward, hint):
     assert hint in message_of(check_backward_pass, backward)
@@ -406,6 +425,7 @@ def test_backward_without_seed_is_told_to_seed():
 @pytest.mark.parametrize("function, hint", [
     (lambda x: x + (Tensor(np.round(x.data)) - x), "Detach the correction"),
     (lambda x: Tensor(np.round(x.data)), "is a constant"),
+    (lambda x: Tensor(np.round(x.data), requires_grad=True), "is a new leaf"),
     (lambda x: x * 1.0, "the forward value is np.round(x.data)"),
 ])
 def test_straight_through_mistakes(function, hint):
@@ -434,11 +454,19 @@ def not_restoring(f, x, eps=1e-6):
     return result
 
 
+def integer_result(f, x, eps=1e-6):
+    result = np.zeros_like(x)  # an integer array when x holds integers
+    result[...] = numeric_gradient(f, x, eps)
+    return result
+
+
 @pytest.mark.parametrize("function, hint", [
     (forward_difference, "one-sided difference"),
     (lambda f, x, eps=1e-6: 2 * numeric_gradient(f, x, eps), "divide by 2 * eps"),
     (lambda f, x, eps=1e-6: numeric_gradient_in_place(f, np.asarray(x), eps), "make a float64 copy of x first"),
     (not_restoring, "put each element back"),
+    (lambda f, x, eps=1e-6: not_restoring(f, np.array(x, dtype=np.float64), eps), "put x[i] back"),
+    (integer_result, "the result array holds integers"),
 ])
 def test_numeric_gradient_mistakes(function, hint):
     assert hint in message_of(check_numeric_gradient, function)
@@ -478,6 +506,7 @@ def detached_inner_gradient(f, x, v):
     (detached_inner_gradient, "keep it a Tensor in the graph"),
     (lambda f, x, v: (grad(f)(x) * v).sum(), "differentiate it with respect to x"),
     (lambda f, x, v: grad(f)(x) * v, "the gradient times v"),
+    (lambda f, x, v: grad(lambda point: np.sum(grad(f)(point).data * v))(x), "keep the inner gradient a Tensor"),
 ])
 def test_hvp_mistakes(function, hint):
     assert hint in message_of(check_hvp, function)

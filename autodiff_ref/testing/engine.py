@@ -376,6 +376,22 @@ _COPY_HINT = (
 )
 
 
+def _explain_accumulate_error(error: Exception) -> str | None:
+    """The likely mistake behind an exception that accumulate_grad raised, if one fits."""
+    if "read-only" in str(error):
+        return _COPY_HINT
+    if isinstance(error, TypeError) and "NoneType" in str(error):
+        return ("the first time, tensor.grad is None, and None + grad fails: when tensor.grad is "
+                "None, store a copy (tensor.grad = np.array(grad)); add only after that.")
+    return None
+
+
+def _check_left_alone(grad: np.ndarray, kept: np.ndarray, call: str, hint: str) -> None:
+    """Fails if ``call`` changed the array ``grad`` it was given; ``kept`` is a copy from before."""
+    if not np.array_equal(grad, kept):
+        raise CheckFailure(f"{call} changed the array grad that it was given.\n  Hint: {hint}")
+
+
 def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], *, seed: int = 0) -> None:
     """``accumulate_grad(tensor, grad)`` must add the array ``grad`` to ``tensor.grad``.
 
@@ -388,10 +404,11 @@ def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], 
         for shape in ((2, 3), ()):
             tensor = Tensor(random_array(shape, rng), requires_grad=True)
             first, second = random_array(shape, rng), random_array(shape, rng)
-            first_kept = first.copy()
+            first_kept, second_kept = first.copy(), second.copy()
             where = f"a tensor of shape {shape}"
             _call(accumulate_grad, tensor, first,
-                  what=f"accumulate_grad(tensor, grad) on {where} with .grad None")
+                  what=f"accumulate_grad(tensor, grad) on {where} with .grad None",
+                  explain=_explain_accumulate_error)
             got = tensor.grad
             if got is None:
                 raise CheckFailure(
@@ -403,11 +420,7 @@ def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], 
                     f"after accumulate_grad on {where}, tensor.grad is a Tensor; .grad holds a NumPy "
                     "array.\n  Hint: grad is already an array: store np.array(grad)."
                 )
-            if not np.array_equal(first, first_kept):
-                raise CheckFailure(
-                    f"accumulate_grad on {where} changed the array grad that it was given.\n"
-                    f"  Hint: {_COPY_HINT}"
-                )
+            _check_left_alone(first, first_kept, f"accumulate_grad on {where}", _COPY_HINT)
             if not _close(got, first_kept):
                 raise CheckFailure(
                     f"after one accumulate_grad(tensor, grad) on {where}, tensor.grad is wrong: "
@@ -419,11 +432,16 @@ def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], 
                     f"after accumulate_grad(tensor, grad) on {where}, tensor.grad is the array grad "
                     f"itself (or a view of it), not a copy.\n  Hint: {_COPY_HINT}"
                 )
-            _call(accumulate_grad, tensor, second, what=f"a second accumulate_grad on {where}")
-            total = first_kept + second
+            again = f"a second accumulate_grad on {where}"
+            _call(accumulate_grad, tensor, second, what=again, explain=_explain_accumulate_error)
+            _check_left_alone(second, second_kept, again,
+                              "grad may be shared with other tensors: add it into tensor.grad, your "
+                              "own array (tensor.grad += grad, or tensor.grad = tensor.grad + grad), "
+                              "and leave grad as it is.")
+            total = first_kept + second_kept
             if not _close(tensor.grad, total):
                 hint = ("tensor.grad was replaced by the new grad: add it (tensor.grad + grad) instead."
-                        if _close(tensor.grad, second) else None)
+                        if _close(tensor.grad, second_kept) else None)
                 raise CheckFailure(
                     f"after two accumulate_grad calls on {where}, tensor.grad should be the sum of both "
                     f"grads: {_difference(tensor.grad, total)}." + (f"\n  Hint: {hint}" if hint else "")
@@ -432,8 +450,7 @@ def check_accumulate_grad(accumulate_grad: Callable[[Tensor, np.ndarray], Any], 
         view = np.broadcast_to(np.arange(3.0), (2, 3))  # read-only, as a Sum's backward hands it on
         what = "accumulate_grad called twice with a read-only broadcast view as grad"
         for _ in range(2):
-            _call(accumulate_grad, tensor, view, what=what,
-                  explain=lambda error: _COPY_HINT if "read-only" in str(error) else None)
+            _call(accumulate_grad, tensor, view, what=what, explain=_explain_accumulate_error)
         if not _close(tensor.grad, 2 * view):
             raise CheckFailure(f"after {what}, tensor.grad is wrong: {_difference(tensor.grad, 2 * view)}.")
 
@@ -467,9 +484,22 @@ def _walk(root: Tensor, seed: np.ndarray, *, overwrite: bool) -> dict[int, np.nd
     return found
 
 
+def _is_array_missing_tensor_method(error: Exception) -> bool:
+    """Whether ``error`` is a NumPy array (or number) asked for a method that only Tensors have."""
+    return (isinstance(error, AttributeError) and isinstance(error.obj, (np.ndarray, np.generic))
+            and error.name is not None and hasattr(Tensor, error.name))
+
+
 def _explain_backward_error(built: _Built) -> Callable[[Exception], str | None]:
     def explain(error: Exception) -> str | None:
         text = str(error)
+        if isinstance(error, AttributeError) and error.obj is None and error.name == "backward":
+            return ("a leaf has op None: call op.backward only for tensors an op made, and go on to "
+                    "the next tensor when tensor.op is None.")
+        if _is_array_missing_tensor_method(error):
+            return ("a NumPy array is where a Tensor belongs: an op's backward computes with Tensor "
+                    "methods, so its out_grad must be a Tensor. Wrap the seed, {id(root): Tensor(seed)}, "
+                    "and pass op.backward the Tensor total, not total.data.")
         if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
             return ("an op's backward returns None for an input that does not require grad (the "
                     "exponent 2 in x ** 2, the data X in X @ W): skip such inputs.")
@@ -746,6 +776,12 @@ def check_straight_through(round_straight_through: Callable[[Tensor], Tensor], *
                 "  Hint: a Tensor made from np.round(x.data) is a constant. Keep x itself in the "
                 "expression: x + (constant - x).detach()."
             )
+        if out.op is None:
+            raise CheckFailure(
+                f"{what} is a new leaf (its .op is None), not connected to x, so no gradient can "
+                "reach x.\n  Hint: requires_grad=True makes a tensor a leaf of its own. Build out from "
+                "x with Tensor operations: x + (constant - x).detach()."
+            )
         weights = random_array(shape, rng)
         (out * weights).sum().backward()
         got = np.zeros(shape) if x.grad is None else x.grad
@@ -779,6 +815,19 @@ def _one_sided(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float) -> np.
     return grad_array
 
 
+def _not_put_back(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float) -> np.ndarray:
+    """Central differences that leave each element at x - eps after its turn, for recognising them."""
+    x = np.array(x, dtype=np.float64)
+    grad_array = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + eps
+        up = float(np.asarray(f(x)).item())
+        x[index] = original - eps
+        grad_array[index] = (up - float(np.asarray(f(x)).item())) / (2 * eps)
+    return grad_array
+
+
 @dataclass(frozen=True)
 class _NumericCase:
     text: str
@@ -798,7 +847,35 @@ _NUMERIC_CASES = (
     _NumericCase("f(x) = sum(x ** 3) / 6 on the integer array x = np.array([1, -2, 3])",
                  lambda a: np.sum(a**3) / 6, lambda a: np.asarray(a, dtype=np.float64) ** 2 / 2,
                  lambda rng: np.array([1, -2, 3]), 1e-6),
+    # Each derivative depends on all the other elements, so an element left nudged after its turn
+    # changes the later ones; eps=1e-3 makes that show (with 1e-6 it hides within the tolerance).
+    _NumericCase("f(x) = prod(x) on x of shape (4,)", np.prod, lambda a: np.prod(a) / a,
+                 lambda rng: random_array((4,), rng), 1e-3),
 )
+
+
+def _numeric_gradient_hint(case: _NumericCase, x: np.ndarray, got: np.ndarray, expected: np.ndarray,
+                           integer_result: bool) -> str | None:
+    """The usual mistake that turns the derivative at ``x`` into ``got``, if one fits."""
+    if got.shape != expected.shape:
+        return "return one derivative per element of x, in an array of x's shape."
+    if integer_result:
+        return ("the result array holds integers (np.zeros_like(x) of an integer x is one), so each "
+                "derivative stored in it is cut to a whole number: make it float64, np.zeros(x.shape) "
+                "or np.zeros_like(x, dtype=np.float64).")
+    if x.dtype.kind in "iu":
+        return ("x holds integers, and x + 1e-6 stored back in an integer array is x again: "
+                "make a float64 copy of x first.")
+    if _close(got, _one_sided(case.f, x, case.eps), rtol=1e-4) or _close(
+            got, -_one_sided(case.f, x, -case.eps), rtol=1e-4):
+        return ("this is a one-sided difference, (f(x + eps) - f(x)) / eps, whose error shrinks "
+                "only like eps. Use the central difference (f(x + eps) - f(x - eps)) / (2 eps).")
+    if _close(got, _not_put_back(case.f, x, case.eps)) or _close(got, _not_put_back(case.f, x, -case.eps)):
+        return ("each element stays nudged after its turn, which moves the point at which the later "
+                "elements are differenced: put x[i] back (x[i] = original) after each evaluation.")
+    if _close(got, 2 * expected):
+        return "every value is twice too big: divide by 2 * eps, the distance between x - eps and x + eps."
+    return guess_mistake(got, expected)
 
 
 def check_numeric_gradient(numeric_gradient: Callable[..., Any], *, seed: int = 0) -> None:
@@ -806,7 +883,8 @@ def check_numeric_gradient(numeric_gradient: Callable[..., Any], *, seed: int = 
 
     ``f`` maps an array of ``x``'s shape to one number. The result has ``x``'s shape and dtype
     float64, and ``x`` is left unchanged. Tried on a matrix, with ``eps=1e-3`` (where a one-sided
-    difference is visibly off), on a 0-d array and on an integer array.
+    difference is visibly off), on a 0-d array, on an integer array, and on a product with
+    ``eps=1e-3`` (where an element not put back after its turn spoils the later ones).
     """
     with own_work("numeric_gradient", numeric_gradient, numeric_grad):
         rng = np.random.default_rng(seed)
@@ -820,24 +898,12 @@ def check_numeric_gradient(numeric_gradient: Callable[..., Any], *, seed: int = 
                     f"{what} changed x.\n  Hint: work on a float64 copy (np.array(x, dtype=np.float64)) "
                     "and put each element back after nudging it."
                 )
+            integer_result = np.issubdtype(getattr(got, "dtype", np.float64), np.integer)
             got = _returned_array(got, what, "an array")
             expected = case.derivative(np.asarray(kept, dtype=np.float64))
             if _close(got, expected):
                 continue
-            hint = None
-            if got.shape != expected.shape:
-                hint = "return one derivative per element of x, in an array of x's shape."
-            elif kept.dtype.kind in "iu":
-                hint = ("x holds integers, and x + 1e-6 stored back in an integer array is x again: "
-                        "make a float64 copy of x first.")
-            elif _close(got, _one_sided(case.f, kept, case.eps), rtol=1e-4) or _close(
-                    got, -_one_sided(case.f, kept, -case.eps), rtol=1e-4):
-                hint = ("this is a one-sided difference, (f(x + eps) - f(x)) / eps, whose error shrinks "
-                        "only like eps. Use the central difference (f(x + eps) - f(x - eps)) / (2 eps).")
-            elif _close(got, 2 * expected):
-                hint = "every value is twice too big: divide by 2 * eps, the distance between x - eps and x + eps."
-            else:
-                hint = guess_mistake(got, expected)
+            hint = _numeric_gradient_hint(case, kept, got, expected, integer_result)
             raise CheckFailure(
                 f"{what} is wrong (expected: the exact derivative): {_difference(got, expected)}."
                 + (f"\n  Hint: {hint}" if hint else "")
@@ -932,6 +998,11 @@ def _check_accepts(gradcheck: Callable[..., Any], text: str, f: Callable[..., Te
                 )
 
 
+def _names_input(message: str, position: int) -> bool:
+    """Whether ``message`` names input ``position``: "input 0", "Input 0", "input #0", "inputs[0]"."""
+    return re.search(rf"\binputs?\s*[#\[(]?\s*{position}\b", message, re.IGNORECASE) is not None
+
+
 def _check_rejects(gradcheck: Callable[..., Any], text: str, f: Callable[..., Tensor],
                    arrays: tuple[np.ndarray, ...], wrong_input: int, hint: str) -> None:
     what = f"gradcheck(f, ...) on {text}"
@@ -939,7 +1010,7 @@ def _check_rejects(gradcheck: Callable[..., Any], text: str, f: Callable[..., Te
         result = watched(gradcheck, f, *_gradcheck_inputs(arrays, True))
     except AssertionError as error:
         message = str(error)
-        if not re.search(rf"\binput {wrong_input}\b", message):
+        if not _names_input(message, wrong_input):
             raise CheckFailure(
                 f"{what} raised AssertionError, as it should, but its message does not name the "
                 f"wrong input as 'input {wrong_input}':\n  {message!r}\n  Hint: say which input "
@@ -1057,6 +1128,14 @@ def _hvp_hint(case: _HvpCase, got: np.ndarray, x: np.ndarray, v: np.ndarray, exp
     return guess_mistake(got, expected)
 
 
+def _explain_hvp_error(error: Exception) -> str | None:
+    """The likely mistake behind an exception that hvp raised, if one fits."""
+    if "needs f to return a one-element Tensor" in str(error):
+        return ("the function that the outer grad differentiates must return a one-element Tensor: "
+                "keep the inner gradient a Tensor, (grad(f)(x) * v).sum(), with no .data and no np.sum.")
+    return None
+
+
 def check_hvp(hvp: Callable[..., Any], *, seed: int = 0) -> None:
     """``hvp(f, x, v)`` must give the Hessian of ``f`` at ``x`` times ``v``, an array of x's shape.
 
@@ -1074,7 +1153,7 @@ def check_hvp(hvp: Callable[..., Any], *, seed: int = 0) -> None:
             v = rng.standard_normal(case.shape)
             x_kept, v_kept = x.copy(), v.copy()
             what = f"hvp(f, x, v) for {case.text}"
-            got = _call(hvp, case.f, x, v, what=what)
+            got = _call(hvp, case.f, x, v, what=what, explain=_explain_hvp_error)
             if not (np.array_equal(x, x_kept) and np.array_equal(v, v_kept)):
                 raise CheckFailure(f"{what} changed x or v.\n  Hint: leave the arrays you are given as they are.")
             got = _returned_array(got, what, "a Tensor or an array")
