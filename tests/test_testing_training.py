@@ -149,6 +149,27 @@ class IgnoresRng(LearnerLinear):
         super().__init__(in_features, out_features, rng=0)
 
 
+class NoRngArgument(LearnerLinear):
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features)
+
+
+class SeedsNumpyGlobally(LearnerLinear):
+    """Works for an integer seed; np.random.seed cannot take the Generator that rng may also be."""
+
+    def __init__(self, in_features, out_features, rng=None):
+        super().__init__(in_features, out_features)
+        np.random.seed(rng)
+        bound = np.sqrt(6 / in_features)
+        self.weight = Parameter(np.random.uniform(-bound, bound, size=(in_features, out_features)))
+
+
+class RewrapsTheInput(LearnerLinear):
+    def forward(self, x):
+        x = Tensor(x)
+        return super().forward(x)
+
+
 class NoFeatureCheck(LearnerLinear):
     def forward(self, x):
         return x @ self.weight + self.bias
@@ -192,6 +213,12 @@ def test_right_linear_layers_pass(LinearClass):
     (ZeroInit, ["Every initial weight of Linear(200, 100) is 0", "Draw the weights at random"]),
     (UnscaledInit, ["standard deviation", "sqrt(2 / 200) = 0.1", "Standard normal draws need that scaling"]),
     (IgnoresRng, ["rng=8", "np.random.default_rng(rng)"]),
+    (NoRngArgument, ["Linear(5, 3, rng=...) raised TypeError",
+                     "created as Linear(in_features, out_features, rng=None)"]),
+    (SeedsNumpyGlobally, ["Linear(6, 4, rng=...) raised TypeError", "rng was a numpy Generator here, not a seed",
+                          "np.random.default_rng(rng)"]),
+    (RewrapsTheInput, ["the input x has no gradient", "Tensor(x), x.data or np.asarray(x) makes a new leaf",
+                       "use x as it is"]),
     (NoFeatureCheck, ["the engine's ValueError from inside the matmul", "expected 5, got 7"]),
     (VagueFeatureError, ["ValueError('wrong input')", "names both numbers"]),
     (LinearNotWritten, ["NotImplementedError", "not written yet"]),
@@ -261,6 +288,23 @@ def wrong_axis(logits, labels):
     return -log_probs[np.arange(len(labels)), labels].mean()
 
 
+def block_of_labels(logits, labels):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - shifted.exp().sum(axis=1, keepdims=True).log()
+    return -log_probs[:, labels].mean()
+
+
+def shifted_by(shift):
+    """A log-sum-exp that subtracts ``shift(logits)`` instead of each row's maximum."""
+
+    def cross_entropy(logits, labels):
+        shifted = logits - shift(logits)
+        log_probs = shifted - shifted.exp().sum(axis=1, keepdims=True).log()
+        return -log_probs[np.arange(len(labels)), labels].mean()
+
+    return cross_entropy
+
+
 def per_row(logits, labels):
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - shifted.exp().sum(axis=1, keepdims=True).log()
@@ -299,6 +343,11 @@ def test_cross_entropies_from_scratch_pass_the_from_scratch_check(fn):
     (mean_over_entries, ["3 (= C) times too small"]),
     (sign_flipped, ["the sign is flipped"]),
     (wrong_axis, ["the softmax was taken over the wrong axis"]),
+    (block_of_labels, ["random logits", "N x N block", "lp[np.arange(N), labels]"]),
+    (shifted_by(lambda logits: logits.mean(axis=1, keepdims=True)),
+     ["a row from -1000 to +1000", "expected 500.232, got inf", "Subtract the row's maximum"]),
+    (shifted_by(lambda logits: Tensor(logits.data[:, :1])),
+     ["a row from -1000 to +1000", "expected 500.232, got inf", "Subtract the row's maximum"]),
     (per_row, ["Tensor of shape (4,); the loss is one number"]),
     (returns_float, ["returned a float, not a Tensor"]),
     (through_numpy, ["does not require grad"]),
@@ -419,6 +468,14 @@ class NoneGradNotSkipped(LearnerSGD):
             p.data -= self.lr * v
 
 
+class NoneGradAsZero(LearnerSGD):
+    def step(self):
+        for p, v in zip(self.params, self.velocities):
+            grad = np.zeros_like(p.data) if p.grad is None else p.grad
+            v[...] = self.momentum * v + grad + self.weight_decay * p.data
+            p.data -= self.lr * v
+
+
 @pytest.mark.parametrize("SGDClass", [written_copy(ReferenceSGD), LearnerSGD])
 def test_right_sgds_pass(SGDClass):
     check_sgd(SGDClass)
@@ -437,6 +494,7 @@ def test_right_sgds_pass(SGDClass):
     (RebindsTheName, ["did not change the parameter", "p.data -= ..."]),
     (ReplacesDataWithATensor, ["parameter's .data is Tensor", "NumPy arithmetic on p.data and p.grad"]),
     (NoneGradNotSkipped, ["grad None) in step 2", "raised TypeError", "skip a parameter whose .grad is None"]),
+    (NoneGradAsZero, ["grad None) in step 2", "parameter 1 after step 2", "must not move at all (skip it)"]),
 ])
 def test_sgd_mistakes_get_their_hint(SGDClass, phrases):
     fails_with(check_sgd, SGDClass, *phrases)
@@ -496,6 +554,14 @@ class NoSqrt(LearnerAdam):
 class EpsInsideSqrt(LearnerAdam):
     def update(self, i, p, m, v, t):
         p.data -= self.lr * (m / (1 - self.beta1**t)) / np.sqrt(v / (1 - self.beta2**t) + self.eps)
+
+
+class EpsBeforeCorrection(LearnerAdam):
+    """The shortcut form lr_t * m / (sqrt(v) + eps), with eps not corrected along with v."""
+
+    def update(self, i, p, m, v, t):
+        lr_t = self.lr * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        p.data -= lr_t * m / (np.sqrt(v) + self.eps)
 
 
 class CountFromZero(LearnerAdam):
@@ -560,6 +626,7 @@ def test_right_adams_pass(AdamClass):
     (NoSquareCorrection, ["v is not bias-corrected"]),
     (NoSqrt, ["expected 0.9, got 0.8", "square root"]),
     (EpsInsideSqrt, ["lr=1.0, eps=1e-08", "gradient 1e-10", "expected 0.990099", "after the square root"]),
+    (EpsBeforeCorrection, ["gradient 1e-10", "expected 0.990099, got 0.999684", "add eps to sqrt(v_hat)"]),
     (CountFromZero, ["got nan", "t is 0 in the first correction"]),
     (CountStuck, ["3 steps", "after step 2", "grow by one every step"]),
     (GlobalCount, ["parameter 1 getting no gradient (grad None) in step 1", "count steps per parameter"]),
@@ -698,7 +765,10 @@ def learner_train(model, optimizer, loss_fn, data, *, epochs, batch_size, rng, m
             if mistake == "zero_grad_late":
                 optimizer.zero_grad()
             optimizer.step()
-            total += loss.item() * len(y)
+            if mistake == "loss_tensor":
+                total = total + loss * len(y)
+            else:
+                total += loss.item() * (batch_size if mistake == "batch_size_weight" else len(y))
             count += len(y)
         with no_grad():
             history["test_accuracy"].append(accuracy(model(data.X_test), data.y_test))
@@ -722,7 +792,10 @@ def test_a_right_training_loop_passes(digits):
     ("zero_grad_late", ["no parameter has a gradient", "between backward() and step()"]),
     ("same_order", ["same order", "pass the Generator itself"]),
     ("drop_last", ["called optimizer.step() 28 times", "should be 15 per epoch, 30 in all", "the last smaller one too"]),
-    ("summed_loss", ["history['train_loss'][0] is", "mean of epoch 1's batch losses"]),
+    ("summed_loss", ["history['train_loss'][0] is", "mean of epoch 1's batch losses", "times len(y)"]),
+    ("batch_size_weight", ["history['train_loss'][0] is", "weighted by batch_size", "holds only 37 examples",
+                           "len(y)"]),
+    ("loss_tensor", ["history['train_loss'][0] is a Tensor, not a plain number", "use loss.item()"]),
     ("returns_nothing", ["returned NoneType"]),
     ("stale_accuracy", ["history['test_accuracy'][-1]", "the model as it is then"]),
 ])

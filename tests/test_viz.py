@@ -202,6 +202,22 @@ def test_plot_history_puts_losses_and_accuracies_on_two_axes():
     assert loss_ax.get_ylabel() == "loss" and accuracy_ax.get_ylabel() == "accuracy"
 
 
+def test_plot_history_puts_the_legend_above_every_curve():
+    # Curves like the digit classifier's: the loss falls to the bottom, both accuracies level off
+    # high on the right, so every one of matplotlib's nine legend places has a curve in it.
+    history = {
+        "epoch": list(range(1, 21)),
+        "train_loss": [0.64, 0.09, 0.05, 0.03] + [0.01] * 16,
+        "train_accuracy": [0.968, 0.99, 0.997, 0.999] + [1.0] * 16,
+        "test_accuracy": [0.947, 0.958, 0.967, 0.967] + [0.972] * 16,
+    }
+    figure = rendered(plot_history(history))
+    loss_ax, accuracy_ax = figure.axes
+    legend = accuracy_ax.get_legend()  # on the top axes, so that it is drawn over every curve
+    assert loss_ax.get_legend() is None and len(legend.get_texts()) == 3
+    assert legend.get_window_extent().y0 >= accuracy_ax.bbox.y1  # above the plot: no curve runs there
+
+
 def test_plot_history_with_losses_only_and_into_a_given_axes():
     figure = Figure()
     ax = figure.add_subplot()

@@ -25,6 +25,7 @@ mistake, a hint naming it.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -93,10 +94,26 @@ def _matching_hint(got: Any, candidates: Sequence[tuple[Any, str]]) -> str | Non
 LINEAR_CASES = ((5, 3, (4, 5)), (1, 2, (3, 1)))
 
 
+def _creation_hint(LinearClass: type, in_features: int, out_features: int, rng: Any) -> str | None:
+    """Why ``LinearClass(in_features, out_features, rng=rng)`` may fail, decided before the call: a
+    signature that does not take these arguments, or an rng that is a Generator, not a seed."""
+    try:
+        inspect.signature(LinearClass).bind(in_features, out_features, rng=rng)
+    except TypeError:
+        return "the class should be created as Linear(in_features, out_features, rng=None)."
+    except ValueError:  # no signature to read (a class written in C): nothing to tell
+        return None
+    if isinstance(rng, np.random.Generator):  # the checks pass one only after integer seeds worked
+        return ("rng was a numpy Generator here, not a seed, and np.random.seed and the np.random.* "
+                "functions do not take one. Draw from rng = np.random.default_rng(rng), which takes a "
+                "seed, None or a Generator, then rng.uniform(...).")
+    return None
+
+
 def _make_linear(LinearClass: type, in_features: int, out_features: int, rng: Any) -> Any:
     return _call(
         f"Linear({in_features}, {out_features}, rng=...)", LinearClass, in_features, out_features, rng=rng,
-        hint="the class should be created as Linear(in_features, out_features, rng=None).",
+        hint=_creation_hint(LinearClass, in_features, out_features, rng),
     )
 
 
@@ -185,6 +202,13 @@ def _check_linear_forward(
     return out
 
 
+# Why a tensor got no gradient: a parameter was left out of the computation, or the input was
+# rewrapped in forward, which looks harmless but starts a new graph.
+_NO_PARAMETER_GRADIENT = "the output must be computed from it with Tensor operations."
+_NO_INPUT_GRADIENT = ("Tensor(x), x.data or np.asarray(x) makes a new leaf cut off from x's graph: use x as "
+                      "it is; x @ self.weight works for an array and for a Tensor alike.")
+
+
 def _check_linear_gradients(layer: Any, weight: nn.Parameter, bias: nn.Parameter, x: np.ndarray,
                             text: str, rng: np.random.Generator) -> None:
     """Gradients of ``sum(w * layer(x))`` for weight, bias and x against central differences."""
@@ -215,7 +239,7 @@ def _check_linear_gradients(layer: Any, weight: nn.Parameter, bias: nn.Parameter
         if tensor.grad is None:
             raise CheckFailure(
                 f"After backward() through {text}, the {name} has no gradient (.grad is None).\n"
-                "  Hint: the output must be computed from it with Tensor operations."
+                f"  Hint: {_NO_INPUT_GRADIENT if tensor is x_tensor else _NO_PARAMETER_GRADIENT}"
             )
         assert_close(
             tensor.grad, expected,
@@ -353,15 +377,29 @@ def _stability_cases(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np
             "take the log of a softmax; compute the log-probability directly: "
             "(z - m) - log(sum(exp(z - m))).",
         ),
+        (
+            # Only the row's maximum works for every row: another shift, such as the row's mean or
+            # its first entry, passes the cases above but leaves exp(1000) in this row.
+            "a row from -1000 to +1000 with its largest logit in the middle",
+            np.array([[0.0, 1000.0, -1000.0], [2.0, 1.0, 0.5]]), np.array([0, 0]),
+            "exp(1000) overflows: what was subtracted from this row left an exponent near 1000. Subtract "
+            "the row's maximum, z.max(axis=1, keepdims=True): only it makes every exponent at most 0, "
+            "however far apart the scores are. The row's mean or its first entry does not.",
+        ),
     ]
+
+
+def _log_softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    """Log-probabilities normalised along ``axis``, computed the stable way."""
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def _cross_entropy_mistakes(
     logits: np.ndarray, labels: np.ndarray, expected: float
 ) -> list[tuple[float, str]]:
     n_rows, n_classes = logits.shape
-    shifted = logits - logits.max(axis=0, keepdims=True)
-    column_logp = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+    column_logp = _log_softmax(logits, axis=0)
     return [
         (n_rows * expected, f"the loss is {n_rows} (= N) times too large: the cross-entropy is the "
                             "*mean* over the batch of -log p(true class); divide the sum by N."),
@@ -372,6 +410,9 @@ def _cross_entropy_mistakes(
         (-np.mean(column_logp[np.arange(n_rows), labels]),
          "the softmax was taken over the wrong axis: each row holds one example's scores for the "
          "C classes, so normalise along axis=1."),
+        (-np.mean(_log_softmax(logits, axis=1)[:, labels]),
+         "lp[:, labels] picks an N x N block, every row at every label. Index rows and labels "
+         "together, lp[np.arange(N), labels], to pick each row's own true class."),
     ]
 
 
@@ -443,9 +484,10 @@ def check_cross_entropy(fn: Callable[..., Any], *, shapes: Sequence[tuple[int, i
     ``logits`` is a Tensor of shape ``(N, C)``, ``labels`` an int64 array of shape ``(N,)``. For
     random logits of each shape in ``shapes`` the loss must equal
     :func:`autodiff_ref.nn.cross_entropy` and its gradient the numeric one; for logits around
-    +1000 and -1000, a true class 1000 below the best, and rows on very different scales, the
-    loss and gradient must stay finite and right. With ``from_scratch`` the graph of the loss
-    may not use the engine's ``LogSumExp``, ``LogSoftmax`` or ``CrossEntropy``.
+    +1000 and -1000, rows on very different scales, a true class 1000 below the best, and a row
+    from -1000 to +1000 (where only its maximum is a safe shift), the loss and gradient must stay
+    finite and right. With ``from_scratch`` the graph of the loss may not use the engine's
+    ``LogSumExp``, ``LogSoftmax`` or ``CrossEntropy``.
     """
     with own_work("cross_entropy", fn, nn.cross_entropy):
         rng = np.random.default_rng(seed)
@@ -570,7 +612,9 @@ def _sgd_by_hand(run: _Run, mistake: str | None = None) -> list[list[np.ndarray]
     for grads in run.grads:
         for i, g in enumerate(grads):
             if g is None:
-                continue
+                if mistake != "none_as_zero":
+                    continue
+                g = np.zeros_like(params[i])
             p = params[i]
             if mistake == "forgotten_velocity":
                 velocities[i] = np.zeros_like(p)
@@ -602,6 +646,8 @@ _SGD_MISTAKES = {
     "no_decay": "weight_decay is ignored: add weight_decay * p.data to the gradient.",
     "decay_after_momentum": "add weight_decay * p to the gradient *before* the velocity update, so "
                             "that the decay goes through the momentum too.",
+    "none_as_zero": "a parameter with grad None must not move at all (skip it): taken as a zero "
+                    "gradient, weight decay and the velocity still move it.",
 }
 
 
@@ -664,6 +710,7 @@ def _adam_by_hand(run: _Run, mistake: str | None = None) -> list[list[np.ndarray
                     "eps_inside_sqrt": np.sqrt(v_hat + eps),
                     "no_sqrt": v_hat + eps,
                     "no_eps": np.sqrt(v_hat),
+                    "eps_on_v": (np.sqrt(squares[i]) + eps) / np.sqrt(1 - beta2**t),
                 }.get(mistake, np.sqrt(v_hat) + eps)
                 move = lr * m_hat / denominator
             params[i] = params[i] + move if mistake == "ascent" else params[i] - move
@@ -689,6 +736,8 @@ _ADAM_MISTAKES = {
     "no_sqrt": "divide by the square root of v_hat: lr * m_hat / (sqrt(v_hat) + eps).",
     "eps_inside_sqrt": "add eps after the square root, sqrt(v_hat) + eps, not inside it.",
     "no_eps": "eps is missing: divide by sqrt(v_hat) + eps.",
+    "eps_on_v": "eps was added to sqrt(v) before the bias correction (as in lr_t * m / (sqrt(v) + eps)): "
+                "add eps to sqrt(v_hat), the bias-corrected v.",
     "default_betas": "use the betas passed to Adam (self.beta1, self.beta2), not the defaults 0.9 and 0.999.",
     "ascent": "the parameter moved *up* the gradient: p.data -= lr * m_hat / (sqrt(v_hat) + eps).",
 }
@@ -876,6 +925,33 @@ class _RecordedSGD(ReferenceSGD):
         super().step()
 
 
+def _check_plain_numbers(history: dict[str, Any]) -> None:
+    """Every recorded entry is a plain number, not a Tensor: a Tensor in the history keeps the graph
+    it came from alive, and the training cell cannot print it with a number format."""
+    for key in ("train_loss", "train_accuracy", "test_accuracy"):
+        for epoch, value in enumerate(history.get(key, ())):
+            if isinstance(value, Tensor):
+                raise CheckFailure(
+                    f"history[{key!r}][{epoch}] is a Tensor, not a plain number.\n  Hint: "
+                    + ("use loss.item(), a plain number, to add up the losses; adding up the loss Tensors "
+                       "themselves builds one graph through every batch of the epoch and keeps it alive."
+                       if key == "train_loss" else
+                       "record plain numbers, as accuracy(model(X), y) returns them; .item() turns a "
+                       "one-number Tensor into one.")
+                )
+
+
+def _train_loss_hint(got: Any, losses: np.ndarray, sizes: np.ndarray, batch_size: int) -> str:
+    """What went wrong in a wrong mean of one epoch's batch ``losses`` (batches of ``sizes``)."""
+    by_batch_size = float(np.sum(losses) * batch_size / np.sum(sizes))
+    return _matching_hint(got, [(
+        by_batch_size,
+        f"each batch loss was weighted by batch_size, but the epoch's last batch holds only {sizes[-1]} "
+        "examples: weight it by len(y), the size of this batch.",
+    )]) or ("add up loss.item() times len(y), the size of this batch (the last one is smaller than "
+            "batch_size), over the epoch's batches, then divide by the number of examples.")
+
+
 def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int = 2, batch_size: int = 100,
                         seed: int = 0) -> None:
     """Check ``train_fn(model, optimizer, loss_fn, data, epochs=, batch_size=, rng=)`` on a small model.
@@ -883,9 +959,9 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
     ``data`` has ``X_train, y_train, X_test, y_test`` (a :class:`autodiff_ref.data.Digits`). The
     loop must take one optimizer step per mini-batch with the gradients cleared in between, see
     every training example once per epoch in a new random order drawn from ``rng``, and return a
-    history with one entry per epoch: ``train_loss`` the mean batch loss of the epoch (weighted by
-    batch size or not), ``test_accuracy`` (and ``train_accuracy`` if recorded) the model's accuracy
-    at the end of the epoch.
+    history with one plain number (not a Tensor) per epoch: ``train_loss`` the mean batch loss of
+    the epoch (weighted by batch size or not), ``test_accuracy`` (and ``train_accuracy`` if
+    recorded) the model's accuracy at the end of the epoch.
     """
     X_train, y_train = np.asarray(data.X_train), np.asarray(data.y_train)
     n_classes = int(max(y_train.max(), np.max(data.y_test))) + 1
@@ -948,6 +1024,7 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
             )
     if "epoch" in history and list(history["epoch"]) != list(range(1, epochs + 1)):
         raise CheckFailure(f"history['epoch'] is {list(history['epoch'])}; it should count the epochs from 1.")
+    _check_plain_numbers(history)
     for epoch in range(epochs):
         losses = np.array(of_epoch(recorder.batch_losses, epoch))
         sizes = np.array([len(labels) for labels in of_epoch(recorder.batch_labels, epoch)])
@@ -956,8 +1033,8 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
         if not any(np.isclose(got, mean, rtol=1e-6, atol=1e-9) for mean in (weighted, plain)):
             raise CheckFailure(
                 f"history['train_loss'][{epoch}] is {got!r}, but the mean of epoch {epoch + 1}'s batch losses "
-                f"is {weighted:.6g} (weighted by batch size; {plain:.6g} unweighted).\n  Hint: add up "
-                "loss.item() (times the batch size) over the epoch's batches, then divide."
+                f"is {weighted:.6g} (weighted by batch size; {plain:.6g} unweighted).\n"
+                f"  Hint: {_train_loss_hint(got, losses, sizes, batch_size)}"
             )
     with no_grad():
         for key, X, y in (("test_accuracy", data.X_test, data.y_test), ("train_accuracy", X_train, y_train)):
