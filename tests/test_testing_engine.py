@@ -350,6 +350,10 @@ def accumulate_replacing(tensor, grad_array):
     tensor.grad = np.array(grad_array)
 
 
+def accumulate_into_none(tensor, grad_array):
+    tensor.grad += grad_array
+
+
 def accumulate_tensor(tensor, grad_array):
     tensor.grad = Tensor(grad_array) if tensor.grad is None else tensor.grad + grad_array
 
@@ -389,6 +393,7 @@ def test_accumulate_grad_mistakes(accumulate, hint):
     (make_backward(leaves_only=True), "those between the leaves and the root included"),
     (make_backward(store_tensor=True), "store their .data"),
     (make_backward(accumulate=accumulate_replacing), "replaced .grad instead of adding"),
+    (make_backward(accumulate=accumulate_into_none), "the first time, tensor.grad is None"),
     (make_backward(accumulate=accumulate_without_copy), "store an array of your own"),
     (make_backward(order=recursive_order), "explicit stack"),
     (make_backward(skip_leaves=False), "a leaf has op None"),

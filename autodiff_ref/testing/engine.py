@@ -500,6 +500,10 @@ def _explain_backward_error(built: _Built) -> Callable[[Exception], str | None]:
             return ("a NumPy array is where a Tensor belongs: an op's backward computes with Tensor "
                     "methods, so its out_grad must be a Tensor. Wrap the seed, {id(root): Tensor(seed)}, "
                     "and pass op.backward the Tensor total, not total.data.")
+        # None + array: NumPy adds None to each element, a float. So .grad is still None here.
+        if "for +: 'NoneType' and 'float'" in text or "for +=: 'NoneType'" in text:
+            return ("accumulate_grad: the first time, tensor.grad is None, and None + grad fails: "
+                    "when tensor.grad is None, store a copy; add only after that.")
         if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
             return ("an op's backward returns None for an input that does not require grad (the "
                     "exponent 2 in x ** 2, the data X in X @ W): skip such inputs.")
