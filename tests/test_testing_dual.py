@@ -325,6 +325,16 @@ class PowerLiftsNumberExponent(LearnerDual):
             return super().__pow__(self.lift(exponent))
 
 
+class PowerLiftsNumberExponentWithMath(LearnerDual):
+    """The x ** y rule for a lifted number exponent, on Python floats with the math module."""
+
+    def __pow__(self, exponent):
+        exponent = self.lift(exponent)
+        value = self.value**exponent.value
+        return LearnerDual(value, exponent.value * self.value ** (exponent.value - 1) * self.tangent
+                           + value * math.log(self.value) * exponent.tangent)
+
+
 class NoReflectedAdd(LearnerDual):
     def __radd__(self, other):
         return NotImplemented
@@ -369,6 +379,7 @@ class TangentAsSingleNumber(LearnerDual):
         (PowerRuleForNumberBase, ("**",), (), ["`k ** x`", "exponent varies", "log(k)"]),
         (PowerMissingExponentTerm, ("**",), (), ["`x ** y`", "exponent's part is missing"]),
         (PowerLiftsNumberExponent, ("**",), (), ["`x ** 3` with x = Dual(-", "got nan", "log of a negative base", "k·x.value^(k−1)"]),
+        (PowerLiftsNumberExponentWithMath, ("**",), (), ["`x ** 3` with x = Dual(-", "math domain error", "power rule"]),
         (NoReflectedAdd, ("+",), (), ["`k + x` with", "raised TypeError", "reflected method"]),
         (MultiplicationNotWritten, ("*",), (), ["`x * y`", "raised NotImplementedError in `", "__mul__`", "not written yet"]),
         (SumReturnsPlainNumber, ("+",), (), ["`x + y`", "not a dual number", "return a Dual(value, tangent)"]),

@@ -96,6 +96,9 @@ def _error_hint(error: Exception, case_hint: str | None) -> str | None:
     if isinstance(error, TypeError) and "can be converted to Python scalars" in str(error):
         return ("code for a single number (math.exp, math.log, float(...)) got an array: use "
                 "np.exp, np.log and the other NumPy functions, which work on arrays.")
+    if isinstance(error, ValueError) and "math domain error" in str(error):
+        return ("math.log got a number at or below 0, such as a negative base of a power. For a "
+                "number exponent k use the power rule k·x.value^(k−1)·x.tangent, which needs no log.")
     if case_hint is not None:
         return case_hint
     plain = (int, float, np.number, np.ndarray)  # a number or an array where a Dual was needed
