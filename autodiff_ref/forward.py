@@ -26,8 +26,9 @@ class Dual:
             if isinstance(part, Dual) or not _is_numeric(part):
                 raise TypeError(f"a Dual's {name} is a number or a numeric array, "
                                 f"got {type(part).__name__}: {part!r}")
-        self.value = value
-        self.tangent = tangent
+        # Lists become arrays: `+` on two lists would join them, not add them.
+        self.value = np.asarray(value) if isinstance(value, (list, tuple)) else value
+        self.tangent = np.asarray(tangent) if isinstance(tangent, (list, tuple)) else tangent
 
     def __add__(self, other: Any) -> Dual:
         other = as_dual(other)
@@ -50,9 +51,16 @@ class Dual:
         )
 
     def __pow__(self, other: Any) -> Dual:
-        if isinstance(other, Dual):  # a^b = exp(b log a)
-            return exp(other * log(self))
-        return Dual(self.value**other, other * self.value ** (other - 1) * self.tangent)
+        if not isinstance(other, Dual):
+            return Dual(self.value**other, _power_rule(self.value, other) * self.tangent)
+        # d(a^b) = b a^(b-1) da + a^b log(a) db. log a is real only for a > 0, so the second term
+        # is taken only where b moves: (-2)^b and 0^b at b = 2 still have a value and a slope
+        # along a. (a * 1.0: NumPy refuses integers to negative integer powers.)
+        a, b = self.value, other.value
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.power(a * 1.0, b)
+            along_b = np.where(np.equal(other.tangent, 0), 0.0, value * np.log(a * 1.0) * other.tangent)
+        return Dual(value, _power_rule(a, b) * self.tangent + along_b[()])
 
     def __rpow__(self, base: Any) -> Dual:
         return as_dual(base) ** self
@@ -94,7 +102,19 @@ def as_dual(x: Any) -> Dual:
         return x
     if not _is_numeric(x):
         raise TypeError(f"a Dual combines with numbers and arrays, not {type(x).__name__}")
-    return Dual(x, np.zeros_like(x, dtype=float) if np.ndim(x) else 0.0)
+    if not np.ndim(x):
+        return Dual(x, 0.0)
+    dtype = np.asarray(x).dtype
+    # A float32 constant keeps a float32 tangent, so float32 Duals stay float32.
+    return Dual(x, np.zeros(np.shape(x), dtype=dtype if dtype.kind == "f" else np.float64))
+
+
+def _power_rule(a: Any, b: Any) -> Any:
+    """d(a^b)/da = b a^(b-1), elementwise, with its limits at a = 0, where a^(b-1) divides by
+    zero: 0 for b = 0 (a^0 = 1 is constant) and inf for 0 < b < 1 (a^0.5 is vertical there)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = b * np.power(a * 1.0, b - 1)
+    return np.where(np.equal(b, 0), 0.0, slope)[()]
 
 
 def _is_numeric(x: Any) -> bool:
@@ -154,11 +174,14 @@ def jacobian_forward(f: Callable[[Any], Any], x: Any) -> np.ndarray:
     with ``J[i, j] = d f_i / d x_j``.
     """
     x = np.asarray(x, dtype=float)
+    if x.size == 0:  # no columns to stack: the shape comes from one evaluation
+        value, _ = jvp(f, x, x)
+        return np.zeros(np.shape(value) + x.shape)
     columns = []
     for j in range(x.size):
         direction = np.zeros(x.size)
         direction[j] = 1.0
         _, column = jvp(f, x, direction.reshape(x.shape))
         columns.append(np.asarray(column))
-    out_shape = columns[0].shape if columns else ()
+    out_shape = columns[0].shape
     return np.stack(columns, axis=-1).reshape(out_shape + x.shape)

@@ -162,3 +162,43 @@ def test_bad_input():
         Dual(1.0, 1.0) + "a"
     with pytest.raises(ValueError, match="direction v of x's shape"):
         fw.jvp(lambda v: v, np.ones(3), np.ones(2))
+
+
+def test_lists_are_arrays_not_sequences_to_join():
+    out = Dual([1.0, 2.0], [1.0, 0.0]) + Dual((3.0, 4.0), (0.0, 1.0))
+    np.testing.assert_array_equal(out.value, [4.0, 6.0])
+    np.testing.assert_array_equal(out.tangent, [1.0, 1.0])
+    np.testing.assert_array_equal((Dual([1.0, 2.0], [1.0, 0.0]) * 2.0).tangent, [2.0, 0.0])
+
+
+@pytest.mark.parametrize("x", [0.0, np.zeros(2)], ids=["float", "array"])
+def test_powers_at_zero_take_their_limits_like_the_scalar_engine(x):
+    def slope(k):
+        return np.asarray(fw.derivative(lambda v: v**k)(x))
+
+    np.testing.assert_array_equal(slope(0), 0.0)  # x^0 = 1 is constant, also at 0
+    np.testing.assert_array_equal(slope(1), 1.0)
+    np.testing.assert_array_equal(slope(2), 0.0)
+    np.testing.assert_array_equal(slope(0.5), np.inf)  # sqrt is vertical at 0
+
+
+def test_a_dual_exponent_that_does_not_move_leaves_bases_down_to_zero_and_below_alone():
+    # exp(y log x) would give nan for x = -2 and divide by zero for x = 0, though x^2 is fine.
+    for base in (-2.0, 0.0, 3.0):
+        out = Dual(base, 1.0) ** Dual(2.0, 0.0)
+        assert out.value == pytest.approx(base**2)
+        assert out.tangent == pytest.approx(2 * base)
+    out = Dual(2.0, 1.0) ** Dual(3.0, 1.0)  # both move: 3·2²·1 + 2³·log 2·1
+    assert out.value == pytest.approx(8.0) and out.tangent == pytest.approx(12 + 8 * math.log(2))
+    assert math.isnan((Dual(-2.0, 1.0) ** Dual(2.0, 1.0)).tangent)  # d/dy (-2)^y does not exist
+
+
+def test_float32_duals_stay_float32_next_to_float32_arrays():
+    x = Dual(np.ones(2, np.float32), np.ones(2, np.float32))
+    for out in (x * np.ones(2, np.float32), x + np.ones(2, np.float32), x**2):
+        assert out.value.dtype == np.float32 and out.tangent.dtype == np.float32
+
+
+def test_jacobian_of_a_function_of_no_numbers_is_empty():
+    assert fw.jacobian_forward(lambda v: v * 2.0, []).shape == (0, 0)
+    assert fw.jacobian_forward(lambda v: np.ones(3), np.zeros((0, 2))).shape == (3, 0, 2)
