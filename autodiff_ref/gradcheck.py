@@ -35,9 +35,10 @@ def numeric_grad(f: Callable[..., Any], *arrays: Any, eps: float = 1e-6) -> tupl
         try:
             return float(data.item() if isinstance(data, np.ndarray) else data)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"numeric_grad needs f to return a single number, got shape {np.shape(out)}"
-            ) from None
+            # A string or None has a shape too, (), which would not say what went wrong.
+            shaped = isinstance(out, (Tensor, np.ndarray, list, tuple))
+            got = f"shape {np.shape(out)}" if shaped else f"a {type(out).__name__}"
+            raise ValueError(f"numeric_grad needs f to return a single number, got {got}") from None
 
     return _central_differences(value, points, eps)
 
@@ -99,13 +100,14 @@ def gradcheck(
     for position, (tensor, expected) in enumerate(zip(tensors, numeric)):
         analytic = tensor.grad if tensor.grad is not None else np.zeros_like(expected)
         excess = np.abs(analytic - expected) - (atol + rtol * np.abs(expected))
-        if np.all(excess <= 0):
+        off = ~(excess <= 0)  # a NaN on either side is off too, though NaN > 0 is False
+        if not off.any():
             continue
         worst = np.unravel_index(int(np.argmax(np.where(np.isnan(excess), np.inf, excess))), expected.shape)
         where = f"element {list(map(int, worst))}" if expected.ndim else "its only element"
         raise GradcheckError(
             f"gradcheck failed for input {position} (shape {expected.shape}): at {where} the "
             f"analytic gradient is {analytic[worst]:.8g} but the numeric one is {expected[worst]:.8g} "
-            f"({int(np.sum(excess > 0))} of {expected.size} elements are off)"
+            f"({int(off.sum())} of {expected.size} elements are off)"
         )
     return True

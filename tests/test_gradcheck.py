@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from autodiff_ref import Function, Tensor
+from autodiff_ref import Function, Tensor, ops
 from autodiff_ref.gradcheck import GradcheckError, gradcheck, numeric_grad
 
 
@@ -164,3 +164,26 @@ def test_a_non_scalar_output_is_checked_along_a_random_direction():
     for seed in range(3):
         with pytest.raises(GradcheckError):
             gradcheck(lambda t: DoubleWithAveragedGradient()(t), x, seed=seed)
+
+
+class DoubleWithNanGradient(Function):
+    """2 a, whose backward gives NaN for the first element, as a 0 * inf in a rule would."""
+
+    def forward(self, a):
+        return 2 * a
+
+    def backward(self, g, node):
+        return (g * 2 * ops.constant(np.where(np.arange(g.size) == 0, np.nan, 1.0)),)
+
+
+def test_a_nan_gradient_is_counted_among_the_elements_that_are_off():
+    # NaN > tolerance is False, so a count of elements above it would leave NaN out.
+    with pytest.raises(GradcheckError, match=r"element \[0\] the analytic gradient is nan.*\(1 of 3 elements are off\)"):
+        gradcheck(lambda t: DoubleWithNanGradient()(t).sum(), np.array([0.5, 1.0, 2.0]))
+
+
+def test_numeric_grad_names_what_f_returned_instead_of_a_number():
+    with pytest.raises(ValueError, match="single number, got a str"):
+        numeric_grad(lambda x: "1.0 or so", np.ones(2))
+    with pytest.raises(ValueError, match="single number, got a NoneType"):
+        numeric_grad(lambda x: None, np.ones(2))
