@@ -212,7 +212,7 @@ class Sequential(Module):
     def __init__(self, *layers: Module) -> None:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
-                raise TypeError(f"Sequential takes Modules, but argument {i} is a {type(layer).__name__}")
+                raise TypeError(f"Sequential takes Modules, but argument {i} is {_what_instead(layer)}")
         self.layers = list(layers)
 
     def forward(self, x: Any) -> Any:
@@ -227,6 +227,15 @@ class Sequential(Module):
         return len(self.layers)
 
 
+def _what_instead(layer: Any) -> str:
+    """What was passed where a Module belongs, with the usual fix when there is one."""
+    if isinstance(layer, type) and issubclass(layer, Module):
+        return f"the class {layer.__name__} itself; make a layer of it: {layer.__name__}()"
+    if isinstance(layer, (list, tuple)):
+        return f"a {type(layer).__name__}; pass the layers one by one: Sequential(*layers)"
+    return f"a {type(layer).__name__}"
+
+
 # -- losses and metrics -------------------------------------------------------------------------
 def mse_loss(pred: Tensor, target: Tensor | np.ndarray) -> Tensor:
     """Mean squared error ``mean((pred - target)**2)``: a scalar Tensor.
@@ -239,6 +248,8 @@ def mse_loss(pred: Tensor, target: Tensor | np.ndarray) -> Tensor:
             f"mse_loss needs pred and target of the same shape, got {np.shape(pred)} and "
             f"{np.shape(target)}; reshape one of them"
         )
+    if not isinstance(pred, Tensor) and not isinstance(target, Tensor):
+        pred = Tensor(pred)  # two arrays would give a NumPy number, not the Tensor promised
     diff = pred - target
     return (diff * diff).mean()
 
@@ -250,9 +261,13 @@ def _class_labels(labels: Any, n_rows: int, n_classes: int, caller: str) -> np.n
     """``labels`` as an integer array of shape ``(n_rows,)`` with values in ``[0, n_classes)``."""
     array = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if array.dtype.kind not in "iu":
+        # Tensor([0, 2, 1]) holds float64 (integers become floats unless dtype says otherwise),
+        # so labels that were integers can arrive as floats without the caller knowing.
+        made_float = (" (a Tensor turns integers into float64: keep labels a NumPy integer array, "
+                      "or pass dtype=np.int64)") if isinstance(labels, Tensor) else ""
         raise TypeError(
-            f"{caller} needs integer class labels, got dtype {array.dtype}; labels are class "
-            "indices 0..C-1 (convert with .astype(np.int64) if they are whole numbers)"
+            f"{caller} needs integer class labels, got dtype {array.dtype}{made_float}; labels are "
+            "class indices 0..C-1 (convert with .astype(np.int64) if they are whole numbers)"
         )
     if array.shape != (n_rows,):
         raise ValueError(

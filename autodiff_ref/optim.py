@@ -17,10 +17,12 @@ Typical loop::
 
 from __future__ import annotations
 
-from typing import Iterable
+import numbers
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .nn import Module
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -34,6 +36,16 @@ class Optimizer:
             raise TypeError(
                 f"{type(self).__name__} takes an iterable of parameters, got a single Tensor; "
                 "wrap it in a list: [tensor]"
+            )
+        if isinstance(params, Module):
+            raise TypeError(
+                f"{type(self).__name__} takes the parameters, got the {type(params).__name__} "
+                "module itself; pass model.parameters()"
+            )
+        if isinstance(params, Mapping):  # iterating a dict would give its keys, the names
+            raise TypeError(
+                f"{type(self).__name__} takes an iterable of parameters, got a {type(params).__name__}; "
+                "pass its .values()"
             )
         self.params: list[Tensor] = list(params)
         if not self.params:
@@ -60,6 +72,7 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice in the list")
             seen.add(id(p))
+        _check_number(self, "lr", lr)
         if not lr > 0:
             raise ValueError(f"{type(self).__name__} needs a positive learning rate, got lr={lr!r}")
         self.lr = lr
@@ -71,6 +84,31 @@ class Optimizer:
 
     def step(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define step()")
+
+    def _checked_grad(self, i: int) -> np.ndarray:
+        """Parameter ``i``'s ``.grad``, set by hand to something other than an array of its shape:
+        explain. (``p.data -= lr * g`` would fail on a Tensor with a message about ufuncs, and
+        would silently broadcast a gradient of shape ``(3,)`` over a parameter of shape ``(2, 3)``.)"""
+        p = self.params[i]
+        if not isinstance(p.grad, np.ndarray):
+            raise TypeError(
+                f"{type(self).__name__}: parameter {i} (shape {p.shape}) has a .grad that is a "
+                f"{type(p.grad).__name__}; .grad holds a NumPy array (or None), as backward() leaves it"
+            )
+        if p.grad.shape != p.data.shape:
+            raise ValueError(
+                f"{type(self).__name__}: parameter {i} has shape {p.data.shape} but its .grad has "
+                f"shape {p.grad.shape}; a gradient has the shape of its parameter"
+            )
+        return p.grad
+
+
+def _check_number(optimizer: Optimizer, name: str, value: Any) -> None:
+    """A setting must be a real number: a string such as "0.1" would fail later, less clearly."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(
+            f"{type(optimizer).__name__} needs {name} to be a number, got {type(value).__name__} {value!r}"
+        )
 
 
 class SGD(Optimizer):
@@ -90,6 +128,8 @@ class SGD(Optimizer):
         self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0
     ) -> None:
         super().__init__(params, lr)
+        _check_number(self, "momentum", momentum)
+        _check_number(self, "weight_decay", weight_decay)
         if not 0 <= momentum < 1:
             raise ValueError(f"SGD needs 0 <= momentum < 1, got momentum={momentum!r}")
         if not weight_decay >= 0:
@@ -99,9 +139,11 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
             g = p.grad
+            if g is None:
+                continue
+            if type(g) is not np.ndarray or g.shape != p.data.shape:
+                g = self._checked_grad(i)
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
             if self.velocities is not None:
@@ -135,6 +177,10 @@ class Adam(Optimizer):
         eps: float = 1e-8,
     ) -> None:
         super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam needs betas as a pair (beta1, beta2), got betas={betas!r}")
+        for name, value in (("betas[0]", betas[0]), ("betas[1]", betas[1]), ("eps", eps)):
+            _check_number(self, name, value)
         beta1, beta2 = betas
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"Adam needs betas in [0, 1), got betas={betas!r}")
@@ -148,9 +194,11 @@ class Adam(Optimizer):
     def step(self) -> None:
         beta1, beta2 = self.beta1, self.beta2
         for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
             g = p.grad
+            if g is None:
+                continue
+            if type(g) is not np.ndarray or g.shape != p.data.shape:
+                g = self._checked_grad(i)
             self.steps[i] += 1
             t = self.steps[i]
             m, v = self.means[i], self.squares[i]

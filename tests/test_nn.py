@@ -195,6 +195,10 @@ def test_sequential_applies_layers_in_order_and_its_gradients_check():
     module_gradcheck(model, x)
     with pytest.raises(TypeError, match="takes Modules, but argument 1 is a ufunc"):
         nn.Sequential(nn.ReLU(), np.tanh)
+    with pytest.raises(TypeError, match=r"argument 1 is the class ReLU itself; make a layer of it: ReLU\(\)"):
+        nn.Sequential(nn.Linear(2, 2), nn.ReLU)
+    with pytest.raises(TypeError, match=r"argument 0 is a list; pass the layers one by one: Sequential\(\*layers\)"):
+        nn.Sequential([nn.Linear(2, 2), nn.ReLU()])
 
 
 # -- losses and metrics -------------------------------------------------------------------------------
@@ -205,6 +209,8 @@ def test_mse_loss_value_gradients_and_shape_check():
     gradcheck(nn.mse_loss, pred, target)
     with pytest.raises(ValueError, match=r"same shape, got \(6,\) and \(6, 1\)"):
         nn.mse_loss(Tensor(np.zeros(6)), np.zeros((6, 1)))
+    from_arrays = nn.mse_loss(pred, target)  # a Tensor, as documented, even from two arrays
+    assert isinstance(from_arrays, Tensor) and from_arrays.item() == pytest.approx(np.mean((pred - target) ** 2))
 
 
 def test_cross_entropy_value_and_gradients():
@@ -312,3 +318,11 @@ def test_accuracy_counts_rows_whose_top_logit_is_the_label():
     result = nn.accuracy(Tensor(logits), np.array([1, 0, 2, 2]))
     assert isinstance(result, float) and result == 0.75
     assert nn.accuracy(logits, [1, 0, 2, 1]) == 1.0
+
+
+def test_integer_labels_that_a_tensor_made_float_get_a_hint():
+    # Tensor([0, 2, 1]) holds float64, so a PyTorch habit gives float labels without a word.
+    with pytest.raises(TypeError, match=r"got dtype float64 \(a Tensor turns integers into float64"):
+        nn.cross_entropy(Tensor(np.zeros((3, 4))), Tensor([0, 2, 1]))
+    loss = nn.cross_entropy(Tensor(np.zeros((3, 4))), Tensor([0, 2, 1], dtype=np.int64))
+    assert loss.item() == pytest.approx(np.log(4))

@@ -162,3 +162,39 @@ def test_a_plain_tensor_that_requires_grad_is_accepted():
     (w * w).sum().backward()
     optimizer.step()
     np.testing.assert_allclose(w.data, [1.0])
+
+
+@pytest.mark.parametrize("optimizer_class", [SGD, Adam])
+def test_a_module_or_a_dict_instead_of_parameters_is_named(optimizer_class):
+    model = nn.Linear(2, 2, rng=0)
+    with pytest.raises(TypeError, match="got the Linear module itself; pass model.parameters()"):
+        optimizer_class(model, lr=0.1)
+    with pytest.raises(TypeError, match=r"got a dict; pass its \.values\(\)"):
+        optimizer_class(dict(model.named_parameters()), lr=0.1)
+
+
+def test_settings_that_are_not_numbers_are_named():
+    p = nn.Parameter([1.0])
+    with pytest.raises(TypeError, match="SGD needs lr to be a number, got str '0.1'"):
+        SGD([p], lr="0.1")
+    with pytest.raises(TypeError, match="SGD needs momentum to be a number, got NoneType"):
+        SGD([p], lr=0.1, momentum=None)
+    with pytest.raises(TypeError, match="Adam needs eps to be a number"):
+        Adam([p], eps="1e-8")
+    with pytest.raises(ValueError, match=r"betas as a pair \(beta1, beta2\), got betas=\(0.9,\)"):
+        Adam([p], betas=(0.9,))
+    assert SGD([p], lr=np.float32(0.1)).lr == np.float32(0.1)  # NumPy numbers are numbers
+
+
+@pytest.mark.parametrize("make", [lambda p: SGD([p], lr=0.1), lambda p: SGD([p], lr=0.1, momentum=0.9), lambda p: Adam([p])],
+                         ids=["sgd", "momentum", "adam"])
+def test_a_grad_set_by_hand_of_the_wrong_shape_or_type_is_named(make):
+    p = nn.Parameter(np.ones((2, 3)))
+    optimizer = make(p)
+    p.grad = np.ones(3)  # would broadcast over the rows without a word
+    with pytest.raises(ValueError, match=r"parameter 0 has shape \(2, 3\) but its \.grad has shape \(3,\)"):
+        optimizer.step()
+    p.grad = Tensor(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"parameter 0 \(shape \(2, 3\)\) has a \.grad that is a Tensor"):
+        optimizer.step()
+    np.testing.assert_array_equal(p.data, np.ones((2, 3)))
