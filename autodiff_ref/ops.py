@@ -483,9 +483,22 @@ def broadcast_to(a, shape: tuple[int, ...]) -> Tensor:
 
 
 def getitem(a, index: Any) -> Tensor:
-    if isinstance(index, Tensor):
-        index = index.data.astype(np.intp)
+    index = tuple(map(_as_index, index)) if isinstance(index, tuple) else _as_index(index)
     return GetItem(index)(a)
+
+
+def _as_index(index: Any) -> Any:
+    """A Tensor used as an index, as the array NumPy indexes with. A boolean mask stays a mask;
+    numbers must be whole, since a Tensor holds integers as float64 unless told otherwise."""
+    if not isinstance(index, Tensor):
+        return index
+    array = index.data
+    if array.dtype.kind in "biu":
+        return array
+    whole = array.astype(np.intp)
+    if not np.array_equal(whole, array):
+        raise IndexError(f"a Tensor used as an index must hold whole numbers, got {np.array2string(array)}")
+    return whole
 
 
 def sum(a, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001

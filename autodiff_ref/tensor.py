@@ -139,7 +139,10 @@ class Tensor:
         return float(self.item())
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        # np.array(t) asks for a copy and trusts that it gets one: a snapshot must not change
+        # when an optimizer later updates t.data in place.
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy and array is self.data else array
 
     def __len__(self) -> int:
         return len(self.data)

@@ -436,6 +436,27 @@ def test_getitem_with_a_mask_and_with_an_index_tensor():
     np.testing.assert_array_equal(forward_value(lambda t: t[Tensor([2, 0, 2])], x), x[[2, 0, 2]])
 
 
+def test_index_tensors_keep_their_meaning():
+    """A boolean Tensor is a mask, not the positions 0 and 1; a float one must hold whole numbers."""
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    rows = Tensor([True, False], dtype=bool)
+    np.testing.assert_array_equal(x[rows].data, x.data[[True, False]])
+    np.testing.assert_array_equal(x[rows, Tensor([2, 0])].data, x.data[[True, False], [2, 0]])
+    with pytest.raises(IndexError, match="whole numbers"):
+        x[Tensor([0.5, 1.7])]
+
+
+def test_numpy_array_of_a_tensor_is_a_copy():
+    """np.array(t) is a snapshot: changing either side leaves the other alone."""
+    t = Tensor([1.0, 2.0])
+    snapshot = np.array(t)
+    snapshot[0] = 99.0
+    t.data[1] = -1.0
+    np.testing.assert_array_equal(t.data, [1.0, -1.0])
+    np.testing.assert_array_equal(snapshot, [99.0, 2.0])
+    assert np.asarray(t) is t.data  # asarray does not ask for a copy: none is made
+
+
 # -- reductions ----------------------------------------------------------------------------------------------
 REDUCTIONS = {
     # name: (tensor method, NumPy reference)
