@@ -227,11 +227,13 @@ def tampering(submitted: NotebookNode, handed_out: NotebookNode) -> tuple[list[s
 
 
 class FlagTampering(NbGraderPreprocessor):
-    """Name edited and deleted test or read-only cells (restoring deleted ones); refuse reordered notebooks."""
+    """Name edited and deleted test or read-only cells (restoring deleted ones) and pasted copies
+    of cells (running them as ordinary cells); refuse reordered notebooks."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
         handed_out = _handed_out(resources, self.config)
         student, notebook = resources["nbgrader"].get("student", "?"), resources["nbgrader"]["notebook"]
+        copies = _unmark_earlier_copies(nb)
         if handed_out is None:
             self.log.warning("No released copy of %s to compare with: tampering not checked", notebook)
             return nb, resources
@@ -247,15 +249,34 @@ class FlagTampering(NbGraderPreprocessor):
             put_back_deleted(nb, handed_out, grade_id)
         findings = [f"cell {grade_id} was edited; the original ran instead" for grade_id in edited]
         findings += [f"cell {grade_id} was deleted; the original was put back and ran" for grade_id in deleted]
+        if copies:
+            findings.append(
+                f"{copies} cell(s) appeared twice (pasted copies); the last copy of each was graded, "
+                "the earlier ones ran as the student's own code"
+            )
         if findings:
             self.log.warning("Tampering in %s's %s: %s", student, notebook, "; ".join(findings))
             note = nbformat.v4.new_markdown_cell(
                 "**Grading note.** Cells that students may not change were changed in this "
                 "submission:\n\n" + "\n".join(f"- {finding}" for finding in findings)
             )
-            note.metadata[NOTE_TAG] = {"edited": edited, "deleted": deleted}
+            note.metadata[NOTE_TAG] = {"edited": edited, "deleted": deleted, "copies": copies}
             nb.cells.insert(0, note)
         return nb, resources
+
+
+def _unmark_earlier_copies(nb: NotebookNode) -> int:
+    """Make the earlier copies of a pasted cell ordinary cells; how many there were.
+
+    nbgrader's DeduplicateIds keeps the last cell of a repeated grade_id and empties the nbgrader
+    metadata of the others, and then nbgrader's own check takes that empty entry for an old
+    metadata format and stops grading the whole class (jupyter/nbgrader#1083). Without the entry,
+    the copies run as the student's code, as DeduplicateIds means them to.
+    """
+    copies = [cell for cell in nb.cells if "nbgrader" in cell.metadata and not cell.metadata["nbgrader"]]
+    for cell in copies:
+        del cell.metadata["nbgrader"]
+    return len(copies)
 
 
 def put_back_deleted(nb: NotebookNode, handed_out: NotebookNode, grade_id: str) -> None:
@@ -308,6 +329,8 @@ def audit(course: Path) -> tuple[int, list[AuditFinding]]:
                 found(f"test or read-only cell {grade_id} was edited; the original ran")
             for grade_id in note.get("deleted", []):
                 found(f"test or read-only cell {grade_id} was deleted; the original was put back and ran")
+            if note.get("copies"):
+                found(f"{note['copies']} cell(s) appeared twice; the last copy of each was graded")
             if note.get("put_back"):
                 found(f"before test {name}, the grader put back what the notebook replaced: {', '.join(note['put_back'])}")
             if note.get("interfered"):

@@ -15,6 +15,7 @@ second time must give the same gradebook.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import json
@@ -142,7 +143,14 @@ def broken_submissions() -> dict[str, nbformat.NotebookNode | str]:
     reordered.cells.remove(test)
     reordered.cells.insert(reordered.cells.index(cell_with_id(reordered, "evaluate")), test)
     evaluate = "evaluate"
+    pasted = solved_notebook(BROKEN)
+    for grade_id in ("evaluate", "test_build_z"):  # an answer and a test cell, copied and pasted above
+        original = cell_with_id(pasted, grade_id)
+        pasted_copy = copy.deepcopy(original)
+        pasted_copy.id = f"{original.id}-copy"  # Jupyter gives a pasted cell an id of its own
+        pasted.cells.insert(pasted.cells.index(original), pasted_copy)
     return {
+        "pasted_twice": pasted,
         "test_edited_to_pass": edited,
         "test_deleted": deleted,
         "endless_loop": with_answer_changed(BROKEN, evaluate, lambda source: "while True:\n    pass\n" + source),
@@ -329,6 +337,14 @@ def test_a_deleted_test_cell_is_put_back_fails_and_is_reported(graded_class):
     assert "test_build_z was deleted" in graded_class.logs[BROKEN].stderr
 
 
+def test_cells_pasted_twice_are_graded_once_and_reported(graded_class):
+    """nbgrader alone stops grading the whole class at such a notebook (jupyter/nbgrader#1083)."""
+    assert graded_class.grades["pasted_twice", BROKEN]["total"] == total_points(BROKEN)
+    notebook = graded_class.autograded("pasted_twice")
+    assert "2 cell(s) appeared twice (pasted copies); the last copy of each was graded" in notebook.cells[0].source
+    assert "Cell with id 'test_build_z' exists multiple times!" in graded_class.logs[BROKEN].stderr
+
+
 @pytest.mark.parametrize("student", ["endless_loop", "kills_kernel", "raises_system_exit"])
 def test_a_broken_cell_costs_only_the_points_that_depend_on_it(graded_class, student):
     lost = points_of(BROKEN)["test_evaluate"]
@@ -395,8 +411,9 @@ def test_audit_lists_exactly_the_submissions_to_look_at(graded_class, capsys):
     found: dict[tuple[str, str], list[str]] = {}
     for finding in findings:
         found.setdefault((finding.student, finding.assignment), []).append(finding.what)
-    assert set(found) == {(student, BROKEN) for student in
-                          ("test_edited_to_pass", "test_deleted", "monkeypatches", "kills_kernel", "reordered", "not_json")}
+    assert set(found) == {(student, BROKEN) for student in ("test_edited_to_pass", "test_deleted", "pasted_twice",
+                                                            "monkeypatches", "kills_kernel", "reordered", "not_json")}
+    assert found["pasted_twice", BROKEN] == ["2 cell(s) appeared twice; the last copy of each was graded"]
     assert found["test_edited_to_pass", BROKEN] == ["test or read-only cell test_build_z was edited; the original ran"]
     assert found["test_deleted", BROKEN] == [
         "test or read-only cell test_build_z was deleted; the original was put back and ran"]
