@@ -5,6 +5,8 @@ learner notebooks generated from them (its release directory). Collected work go
 `submitted/`, grading writes `autograded/`, `feedback/` and `gradebook.db`; git ignores all four.
 """
 
+import os
+
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute, OverwriteCells
 
@@ -12,7 +14,9 @@ from autodiff_ref.grading import FlagTampering, GuardedExecute
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 
-c.CourseDirectory.root = "."
+# The folder of this file: nbgrader reads it from the folder it runs in. ("." would do as well,
+# but every command would warn that the root is not absolute.)
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "course"
 c.CourseDirectory.submitted_directory = "submitted"
