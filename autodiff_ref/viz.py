@@ -161,14 +161,17 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
     return ax.figure
 
 
-def plot_history(history: Mapping[str, Sequence[float]], ax: Axes | None = None) -> Figure:
+def plot_history(
+    history: Mapping[str, Sequence[float]], ax: Axes | None = None, title: str | None = None
+) -> Figure:
     """Training curves: every ``history`` key containing "loss" on the left axis, every key
     containing "acc" on a second axis on the right, one point per epoch.
 
     ``history`` maps names to per-epoch lists, e.g. ``{"train_loss": [...], "test_accuracy":
     [...]}``. An ``"epoch"`` entry, if present, gives the x values (else 1, 2, ...); other keys
-    are ignored. Accuracies between 0 and 1 are shown as percentages, and the legend sits above
-    the plot. Draws into ``ax`` when given, otherwise into a new figure; returns the figure.
+    are ignored. Accuracies between 0 and 1 are shown as percentages. The legend sits above the
+    plot, and ``title`` above the legend (a title set on ``ax`` afterwards would cover it). Draws
+    into ``ax`` when given, otherwise into a new figure; returns the figure.
     """
     if not isinstance(history, Mapping):
         raise TypeError(f"plot_history expects a dict of per-epoch lists, not a {type(history).__name__}")
@@ -210,10 +213,14 @@ def plot_history(history: Mapping[str, Sequence[float]], ax: Axes | None = None)
         values = np.concatenate([np.asarray(history[key], dtype=float) for key in accuracy_keys])
         if np.all((values >= 0) & (values <= 1)):
             accuracy_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-    # Above the plot, in one row: inside, the legend would cover some curve, since falling losses
-    # and rising accuracies between them leave no corner free. On the top axes, drawn last.
+    # Above the plot, in rows of up to four: inside, the legend would cover some curve, since
+    # falling losses and rising accuracies between them leave no corner free. On the top axes.
+    columns = min(len(lines), 4)
     accuracy_ax.legend(lines, [line.get_label() for line in lines], loc="lower center",
-                       bbox_to_anchor=(0.5, 1.0), ncol=min(len(lines), 4), frameon=False)
+                       bbox_to_anchor=(0.5, 1.0), ncol=columns, frameon=False)
+    if title is not None:
+        rows = -(-len(lines) // columns)
+        ax.set_title(title, pad=12 + 20 * rows)  # in points: a row of the legend is about 18 high
     ax.grid(alpha=0.3)
     return ax.figure
 

@@ -218,6 +218,15 @@ def test_plot_history_puts_the_legend_above_every_curve():
     assert legend.get_window_extent().y0 >= accuracy_ax.bbox.y1  # above the plot: no curve runs there
 
 
+@pytest.mark.parametrize("keys", [3, 6])
+def test_plot_history_puts_its_title_above_the_legend(keys):
+    history = {f"run{i}_loss": [1.0, 0.5, 0.2] for i in range(keys)}
+    figure = rendered(plot_history(history, title="Training"))
+    (ax,) = figure.axes
+    title, legend = ax.title.get_window_extent(), ax.get_legend().get_window_extent()
+    assert ax.get_title() == "Training" and title.y0 >= legend.y1
+
+
 def test_plot_history_with_losses_only_and_into_a_given_axes():
     figure = Figure()
     ax = figure.add_subplot()
