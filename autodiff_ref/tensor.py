@@ -270,7 +270,7 @@ class Tensor:
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         total = ops.Sum(axis, keepdims)(self)
-        return total * (total.size / self.size)
+        return total * (total.size / self.size if self.size else np.nan)  # of nothing: nan, as NumPy
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return ops.Max(axis, keepdims)(self)
@@ -285,12 +285,12 @@ class Tensor:
         return self.log_softmax(axis).exp()
 
     def reshape(self, *shape: Any) -> Tensor:
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list, np.ndarray)):
             shape = tuple(shape[0])
         return ops.reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Tensor:
-        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list, np.ndarray))):
             axes = () if axes[0] is None else tuple(axes[0])  # transpose(None) reverses, as in NumPy
         return ops.transpose(self, axes or None)
 
@@ -298,8 +298,8 @@ class Tensor:
     def T(self) -> Tensor:
         return ops.Transpose()(self)
 
-    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        return ops.broadcast_to(self, tuple(shape))
+    def broadcast_to(self, shape: int | Sequence[int]) -> Tensor:
+        return ops.broadcast_to(self, (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape))
 
     def astype(self, dtype: Any) -> Tensor:
         return ops.cast(self, dtype)

@@ -446,6 +446,18 @@ def test_index_tensors_keep_their_meaning():
         x[Tensor([0.5, 1.7])]
 
 
+def test_shapes_and_axes_may_come_as_numpy_arrays_or_one_int_as_in_numpy():
+    x = Tensor(np.arange(6.0))
+    assert x.reshape(np.array([3, 2])).shape == (3, 2)
+    assert x.reshape(np.array([3, 2])).transpose(np.array([1, 0])).shape == (2, 3)
+    assert Tensor(2.0).broadcast_to(3).shape == (3,)
+
+
+def test_the_mean_of_nothing_is_nan_as_in_numpy():
+    assert np.isnan(Tensor(np.zeros(0)).mean().item())
+    assert np.isnan(Tensor(np.zeros((0, 3))).mean(axis=0).data).all()
+
+
 def test_numpy_array_of_a_tensor_is_a_copy():
     """np.array(t) is a snapshot: changing either side leaves the other alone."""
     t = Tensor([1.0, 2.0])
