@@ -37,6 +37,13 @@ ATOL = 1e-6
 RTOL = 1e-5
 
 
+# For a NameError in learner code: the usual cause in a notebook is the order the cells ran in.
+LATER_CELL_HINT = (
+    "the code uses a name that is not defined when this test runs; cells run top to bottom, so a "
+    "function defined in a later cell is not there yet."
+)
+
+
 class CheckFailure(AssertionError):
     """A check of learner code failed; the message says what to fix."""
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import forward as reference
-from .core import CheckFailure, assert_close, own_work, passed, random_array, watched, where_raised
+from .core import LATER_CELL_HINT, CheckFailure, assert_close, own_work, passed, random_array, watched, where_raised
 
 __all__ = [
     "check_dual_arithmetic",
@@ -91,8 +91,7 @@ def _error_hint(error: Exception, case_hint: str | None) -> str | None:
     """The likely cause of an exception from learner code: what the error itself proves first,
     then the case's own ``case_hint``, then a plain number used where a Dual was needed."""
     if isinstance(error, NameError):
-        return ("the code uses a name that is not defined when this test runs; cells run top to "
-                "bottom, so a function defined in a later cell is not there yet.")
+        return LATER_CELL_HINT
     if isinstance(error, TypeError) and "can be converted to Python scalars" in str(error):
         return ("code for a single number (math.exp, math.log, float(...)) got an array: use "
                 "np.exp, np.log and the other NumPy functions, which work on arrays.")

@@ -28,7 +28,7 @@ import numpy as np
 from .. import ops
 from ..gradcheck import numeric_grad
 from ..tensor import Function, Tensor
-from .core import ATOL, RTOL, CheckFailure, as_shapes, assert_close, own_work, passed, random_array, watched, where_raised
+from .core import ATOL, LATER_CELL_HINT, RTOL, CheckFailure, as_shapes, assert_close, own_work, passed, random_array, watched, where_raised
 
 __all__ = ["DOMAINS", "UNBROADCAST_CASES", "check_function", "check_unbroadcast"]
 
@@ -148,10 +148,7 @@ def _run(
         lines = [f"{what} raised {type(error).__name__} ({case}): {error}"]
         hint_text = hint(error) if hint else None
         if isinstance(error, NameError):
-            hint_text = hint_text or (
-                "the code uses a name that is not defined when this test runs; cells run top to "
-                "bottom, so a function defined in a later cell is not there yet."
-            )
+            hint_text = hint_text or LATER_CELL_HINT
         if hint_text:
             lines.append(f"  Hint: {hint_text}")
         raise CheckFailure("\n".join(lines)) from error
