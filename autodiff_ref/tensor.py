@@ -140,8 +140,13 @@ class Tensor:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         # np.array(t) asks for a copy and trusts that it gets one: a snapshot must not change
-        # when an optimizer later updates t.data in place.
+        # when an optimizer later updates t.data in place. copy=False forbids one, as in NumPy.
         array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        if copy is False and array is not self.data:
+            raise ValueError(
+                f"a Tensor of dtype {self.dtype} cannot become {array.dtype} without a copy, "
+                "and copy=False was asked"
+            )
         return array.copy() if copy and array is self.data else array
 
     def __len__(self) -> int:

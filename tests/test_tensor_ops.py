@@ -469,6 +469,16 @@ def test_numpy_array_of_a_tensor_is_a_copy():
     assert np.asarray(t) is t.data  # asarray does not ask for a copy: none is made
 
 
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
+                    reason="before NumPy 2, copy=False means 'copy only if needed'")
+def test_numpy_copy_false_never_copies():
+    t = Tensor([1.0, 2.0])
+    assert np.array(t, copy=False) is t.data
+    with pytest.raises(ValueError, match="float32 without a copy"):
+        np.array(t, dtype=np.float32, copy=False)
+    assert np.array(t, dtype=np.float32).dtype == np.float32
+
+
 # -- reductions ----------------------------------------------------------------------------------------------
 REDUCTIONS = {
     # name: (tensor method, NumPy reference)
