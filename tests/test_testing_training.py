@@ -589,6 +589,16 @@ class GlobalCount(LearnerAdam):
                 self.update(i, p, self.means[i], self.squares[i], self.t)
 
 
+class NoneAsZero(LearnerAdam):
+    def step(self):
+        for i, p in enumerate(self.params):
+            grad = np.zeros_like(p.data) if p.grad is None else p.grad
+            self.steps[i] += 1
+            self.means[i] = self.beta1 * self.means[i] + (1 - self.beta1) * grad
+            self.squares[i] = self.beta2 * self.squares[i] + (1 - self.beta2) * grad**2
+            self.update(i, p, self.means[i], self.squares[i], self.steps[i])
+
+
 class NotSquared(LearnerAdam):
     def step(self):
         for i, p in enumerate(self.params):
@@ -629,7 +639,10 @@ def test_right_adams_pass(AdamClass):
     (EpsBeforeCorrection, ["gradient 1e-10", "expected 0.990099, got 0.999684", "add eps to sqrt(v_hat)"]),
     (CountFromZero, ["got nan", "t is 0 in the first correction"]),
     (CountStuck, ["3 steps", "after step 2", "grow by one every step"]),
-    (GlobalCount, ["parameter 1 getting no gradient (grad None) in step 1", "count steps per parameter"]),
+    (GlobalCount, ["parameter 0 getting no gradient (grad None) in step 3", "after step 4",
+                   "count steps per parameter"]),
+    (NoneAsZero, ["parameter 0 getting no gradient (grad None) in step 3", "parameter 0 after step 3",
+                  "must not move at all"]),
     (NotSquared, ["*squared* gradients"]),
     (ForgottenState, ["after step 2", "m and v must carry over"]),
     (DefaultBetas, ["betas=(0.8, 0.99)", "use the betas passed to Adam"]),

@@ -694,7 +694,9 @@ def _adam_by_hand(run: _Run, mistake: str | None = None) -> list[list[np.ndarray
     for step, grads in enumerate(run.grads, start=1):
         for i, g in enumerate(grads):
             if g is None:
-                continue
+                if mistake != "none_as_zero":
+                    continue
+                g = np.zeros_like(params[i])
             counts[i] += 1
             t = {"global_count": step, "count_stuck": 1, "count_from_zero": counts[i] - 1}.get(
                 mistake, counts[i]
@@ -730,6 +732,8 @@ _ADAM_MISTAKES = {
                    "each time.",
     "global_count": "count steps per parameter (self.steps[i]): a parameter whose grad was None was "
                     "not updated, so its t must not grow either.",
+    "none_as_zero": "a parameter with grad None must not move at all (skip it, and leave its m, v and "
+                    "t as they are): taken as a zero gradient, the m of earlier steps still moves it.",
     "forgotten_state": "m and v must carry over from step to step (keep them in self.means[i] and "
                        "self.squares[i]); each step started from 0 again.",
     "not_squared": "v is the running mean of the *squared* gradients: (1 - beta2) * g**2.",
@@ -751,6 +755,9 @@ def _adam_runs(seed: int) -> list[_Run]:
         _scalar_run({"lr": 0.1}, [0.5, -0.25, 1.0]),
         # A tiny gradient, where eps matters: p = 1 - 1e-10 / (1e-10 + 1e-8) = 0.990099
         _scalar_run({"lr": 1.0, "eps": 1e-8}, [1e-10]),
+        # No gradient after some steps: a zero in its place would still move the parameter.
+        _array_run({"lr": 0.01}, rng, missing=(2, 0)),
+        # No gradient in the first step: the count t must be the parameter's own.
         _array_run({"lr": 0.01, "betas": (0.8, 0.99)}, rng, missing=(0, 1)),
     ]
 
@@ -761,8 +768,9 @@ def check_adam(AdamClass: type, *, seed: int = 0) -> None:
     ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g**2``,
     ``p = p - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - beta1**t)``,
     ``v_hat = v / (1 - beta2**t)`` and ``t`` the parameter's own step count, step by step: one
-    step, three steps, a tiny gradient (where eps matters), and four steps on two array parameters
-    with other betas, one of which gets no gradient (``grad`` None) in its first step.
+    step, three steps, a tiny gradient (where eps matters), and twice four steps on two array
+    parameters, one of which gets no gradient (``grad`` None) in one step: the third, then the
+    first (with other betas).
     """
     with own_work("Adam", AdamClass, ReferenceAdam, methods=("step",)):
         for run in _adam_runs(seed):
