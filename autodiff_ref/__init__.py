@@ -5,7 +5,11 @@
 * ``autodiff_ref.scalar.Value`` — a scalar engine, the smallest complete reverse mode.
 * ``autodiff_ref.forward`` — forward mode with dual numbers.
 * ``autodiff_ref.gradcheck`` — numeric gradients by central differences, and ``gradcheck``.
+* ``autodiff_ref.nn``, ``autodiff_ref.optim``, ``autodiff_ref.data`` — a small training stack.
 * ``autodiff_ref.testing`` — the checks that the course notebooks' test cells call.
+
+``import autodiff_ref`` loads the tensor engine, ``ops`` and ``forward``; import the other
+modules by name (``from autodiff_ref.scalar import Value``). docs/library.md is the guide.
 """
 
 from .tensor import Function, Tensor, grad, is_grad_enabled, no_grad

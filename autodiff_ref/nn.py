@@ -220,7 +220,9 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def __getitem__(self, index: int) -> Module:
+    def __getitem__(self, index: int | slice) -> Module:
+        if isinstance(index, slice):  # a run of layers is itself a network: model[:2](x)
+            return Sequential(*self.layers[index])
         return self.layers[index]
 
     def __len__(self) -> int:

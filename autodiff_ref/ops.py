@@ -213,8 +213,8 @@ class MatMul(Function):
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
-        grad_a = unbroadcast(g2 @ swap_last_axes(b2), a2.shape).reshape(a.shape)
-        grad_b = unbroadcast(swap_last_axes(a2) @ g2, b2.shape).reshape(b.shape)
+        grad_a = unbroadcast(g2 @ swap_last_axes(b2), a2.shape).reshape(a.shape) if a.requires_grad else None
+        grad_b = unbroadcast(swap_last_axes(a2) @ g2, b2.shape).reshape(b.shape) if b.requires_grad else None
         return grad_a, grad_b
 
 

@@ -24,9 +24,10 @@ Number = Union[int, float]
 class Value:
     """A float in a computational graph.
 
-    ``data`` is the value, ``grad`` the derivative of the last ``backward()`` root with respect
-    to it (summed over calls), ``inputs`` the Values it was computed from, ``local_grads`` the
-    derivative of this value with respect to each input, and ``op`` the operation's symbol.
+    ``data`` is the value; ``grad`` the derivative with respect to it of each root that
+    ``backward()`` was called on, summed over those calls; ``inputs`` the Values it was computed
+    from, ``local_grads`` the derivative of this value with respect to each input, and ``op`` the
+    operation's symbol.
     """
 
     __slots__ = ("data", "grad", "inputs", "local_grads", "op", "label")

@@ -31,7 +31,8 @@ _new_object = object.__new__
 def no_grad() -> Iterator[None]:
     """Inside this block, ops record no graph: outputs never require gradients.
 
-    Use it for evaluation and for updating parameters in place. Also works as a decorator.
+    Use it for evaluation and for updating parameters in place. Also works as a decorator,
+    with the parentheses: ``@no_grad()``.
     """
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
@@ -151,6 +152,15 @@ class Tensor:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def __bool__(self) -> bool:
+        # As in NumPy: without this, `if t:` would ask len(t), true for any non-empty tensor.
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a Tensor of shape {self.shape} is ambiguous: ask about its "
+                "elements with .data.any() or .data.all()"
+            )
+        return bool(self.data)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")

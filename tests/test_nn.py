@@ -88,6 +88,15 @@ def test_zero_grad_forgets_every_gradient():
     assert all(p.grad is None for p in block.parameters())
 
 
+def test_a_slice_of_a_sequential_is_a_sequential():
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ReLU(), nn.Linear(3, 1, rng=1))
+    body = model[:2]
+    assert isinstance(body, nn.Sequential) and body.layers == model.layers[:2]
+    assert model[-1] is model.layers[-1]
+    x = Tensor(np.ones((4, 2)))
+    np.testing.assert_array_equal(model[2:](body(x)).data, model(x).data)
+
+
 def test_train_and_eval_set_the_flag_on_every_submodule():
     model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ReLU(), nn.Sequential(nn.Tanh()))
     assert all(m.training for m in model.modules())

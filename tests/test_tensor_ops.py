@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
-from autodiff_ref import Tensor, grad, ops
+from autodiff_ref import Tensor, grad, no_grad, ops
 from autodiff_ref.gradcheck import gradcheck
 
 FEW = settings(max_examples=25, deadline=None)
@@ -254,6 +254,16 @@ def test_matmul_with_a_data_operand_gives_the_parameter_its_gradient(shape_a, sh
     assert X.grad is None
 
 
+@pytest.mark.parametrize("shape_a, shape_b", [((4, 3), (3, 2)), ((5, 4, 3), (3, 2)), ((3,), (3, 2))])
+def test_matmul_computes_no_gradient_for_a_data_operand(shape_a, shape_b):
+    """That product would cost as much as the forward, for nothing."""
+    rng = np.random.default_rng(7)
+    out = Tensor(sample(shape_a, rng)) @ Tensor(sample(shape_b, rng), requires_grad=True)
+    with no_grad():
+        grad_data, grad_weights = out.op.backward(Tensor(np.ones(out.shape)), out)
+    assert grad_data is None and grad_weights.shape == shape_b
+
+
 # -- shapes ------------------------------------------------------------------------------------------------
 def test_transpose_without_axes_and_T_reverse_every_axis():
     x = sample((2, 3, 4), np.random.default_rng(8))
@@ -467,6 +477,13 @@ def test_numpy_array_of_a_tensor_is_a_copy():
     np.testing.assert_array_equal(t.data, [1.0, -1.0])
     np.testing.assert_array_equal(snapshot, [99.0, 2.0])
     assert np.asarray(t) is t.data  # asarray does not ask for a copy: none is made
+
+
+def test_truth_value_as_in_numpy():
+    assert not Tensor(0.0) and Tensor([2.0]) and not Tensor([[0.0]])
+    for shape in [(2,), (0,), (2, 3)]:
+        with pytest.raises(ValueError, match=rf"truth value of a Tensor of shape \({shape[0]},"):
+            bool(Tensor(np.ones(shape)))
 
 
 @pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
