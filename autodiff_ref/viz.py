@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import BoxStyle
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -43,8 +42,6 @@ VALUE_COLOR = "#ffffff"
 ROOT_COLOR = "#fde2b8"
 OP_COLOR = "#fff3b0"
 EDGE_COLOR = "#555555"
-# The "ellipse" box style arrived in matplotlib 3.7; older versions get rounded corners.
-OP_BOX_STYLE = "ellipse" if "ellipse" in BoxStyle.get_styles() else "round4"
 
 
 class _InlineFigure(Figure):
@@ -142,7 +139,7 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
         op_point = (op_x[layout.layer_of[id(node)]] * scale, out_y)
         op_box = ax.text(
             *op_point, op_labels[id(node)], ha="center", va="center", fontsize=font_size,
-            gid="op", bbox=dict(boxstyle=f"{OP_BOX_STYLE},pad=0.3", facecolor=OP_COLOR,
+            gid="op", bbox=dict(boxstyle="ellipse,pad=0.3", facecolor=OP_COLOR,
                                 edgecolor="#333333"),
         )
         _arrow(ax, op_box, value_boxes[id(node)], op_point, (out_x, out_y))

@@ -167,8 +167,7 @@ def where_raised(error: BaseException) -> str:
     while frame.tb_next is not None:
         frame = frame.tb_next
     code = frame.tb_frame.f_code
-    qualname = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
-    return qualname.rsplit("<locals>.", 1)[-1]  # a function defined inside another: its own name
+    return code.co_qualname.rsplit("<locals>.", 1)[-1]  # a function defined inside another: its own name
 
 
 def yours_or_reference(
@@ -262,7 +261,7 @@ def _full_name(function: Any) -> str:
 
 def _learner_place(frame: FrameType) -> str:
     code = frame.f_code
-    name = getattr(code, "co_qualname", code.co_name).rsplit("<locals>.", 1)[-1]  # co_qualname: 3.11+
+    name = code.co_qualname.rsplit("<locals>.", 1)[-1]
     return f"{name} (line {frame.f_lineno})"
 
 

@@ -159,7 +159,7 @@ def _recursing_function(error: RecursionError) -> str:
             frames[code] += 1
         entry = entry.tb_next
     code = frames.most_common(1)[0][0]
-    *outer, name = getattr(code, "co_qualname", code.co_name).split(".<locals>.")  # co_qualname: 3.11+
+    *outer, name = code.co_qualname.split(".<locals>.")
     return f"`{name}`" + (f" (inside `{outer[-1]}`)" if outer else "")
 
 
