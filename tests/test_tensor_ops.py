@@ -486,8 +486,6 @@ def test_truth_value_as_in_numpy():
             bool(Tensor(np.ones(shape)))
 
 
-@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
-                    reason="before NumPy 2, copy=False means 'copy only if needed'")
 def test_numpy_copy_false_never_copies():
     t = Tensor([1.0, 2.0])
     assert np.array(t, copy=False) is t.data
