@@ -10,7 +10,7 @@ import os
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import Execute, OverwriteCells
 
-from autodiff_ref.grading import FlagTampering, GuardedExecute
+from autodiff_ref.grading.preprocessors import FlagTampering, GuardedExecute
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 

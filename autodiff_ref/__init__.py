@@ -7,6 +7,8 @@
 * ``autodiff_ref.gradcheck`` — numeric gradients by central differences, and ``gradcheck``.
 * ``autodiff_ref.nn``, ``autodiff_ref.optim``, ``autodiff_ref.data`` — a small training stack.
 * ``autodiff_ref.testing`` — the checks that the course notebooks' test cells call.
+* ``autodiff_ref.grading`` — the course machinery: ``autodiff-course check``, nbgrader's
+  preprocessors, the audit.
 
 ``import autodiff_ref`` loads the tensor engine, ``ops`` and ``forward``; import the other
 modules by name (``from autodiff_ref.scalar import Value``). docs/library.md is the guide.

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autodiff_ref.check import main
+from autodiff_ref.grading.check import main
 from notebook_tools import REPO_ROOT, is_test_cell, nbgrader_metadata
 from test_grading import BROKEN as ASSIGNMENT
 from test_grading import COURSE_DIR, cell_with_id, notebook_file, points_of, read_notebook, solved_notebook

@@ -30,8 +30,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autodiff_ref.check import main as check_main
-from autodiff_ref.grading import audit
+from autodiff_ref.grading.check import main as check_main
+from autodiff_ref.grading.preprocessors import audit
 
 from notebook_tools import (
     COURSE_DIR,

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import autodiff_ref.testing
-from autodiff_ref import integrity
-from autodiff_ref.grading import bound_names, put_back_deleted, tampering
+from autodiff_ref.grading import integrity
+from autodiff_ref.grading.preprocessors import bound_names, put_back_deleted, tampering
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 A test cell is only as honest as the functions it calls. Code in a learner's cell can replace
 them: ``np.allclose = lambda *a, **k: True``, ``autodiff_ref.testing.check_function = print``, a
 new ``__code__`` for a checking helper, or an IPython input transformer that rewrites the next
-cell. The grader (:class:`autodiff_ref.grading.GuardedExecute`) runs this module in the
+cell. The grader (:class:`autodiff_ref.grading.preprocessors.GuardedExecute`) runs this module in the
 notebook's kernel: :func:`snapshot` once before the first cell, :func:`restore` before each test
 cell. ``restore`` puts every replaced function, class and hook back as it was at the start and
 returns what it had to put back, so the test runs against the real checks and the instructor

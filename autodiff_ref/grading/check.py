@@ -3,7 +3,7 @@
     autodiff-course check course/03_scalar_autodiff/03_scalar_autodiff.ipynb
     autodiff-course progress            # every notebook in course/
     autodiff-course audit               # instructors: after nbgrader autograde, what to look at
-    python -m autodiff_ref.check check PATH.ipynb
+    python -m autodiff_ref.grading.check check PATH.ipynb
 
 ``check`` runs a copy of the learner's notebook headless (the notebook itself is never changed)
 with the full tests of the instructor version in ``solutions/``, hidden tests included, the way
@@ -40,7 +40,7 @@ import nbformat
 from nbformat import NotebookNode
 from nbgrader.preprocessors import DeduplicateIds
 
-from autodiff_ref.grading import (
+from autodiff_ref.grading.preprocessors import (
     GuardedExecute,
     audit,
     error_outputs,
@@ -54,7 +54,7 @@ from autodiff_ref.grading import (
 DEFAULT_CELL_TIMEOUT = 120
 HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
 IGNORED_FILES = (".ipynb_checkpoints", "__pycache__", "*.pyc")
-_SILENT = logging.getLogger("autodiff_ref.check.silent")
+_SILENT = logging.getLogger("autodiff_ref.grading.check.silent")
 _SILENT.disabled = True
 
 

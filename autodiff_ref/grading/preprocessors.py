@@ -1,6 +1,6 @@
 """nbgrader preprocessors that make grading hold against broken and dishonest submissions.
 
-``nbgrader_config.py`` puts both in place; ``autodiff_ref.check`` runs learners' notebooks with
+``nbgrader_config.py`` puts both in place; ``autodiff_ref.grading.check`` runs learners' notebooks with
 :class:`GuardedExecute` too, so self-checks and the gradebook agree.
 
 :class:`FlagTampering` (before nbgrader's ``OverwriteCells``) compares each submission with the
@@ -18,7 +18,7 @@ refused with an error that says so, and the rest of the class is graded.
   records it as that cell's error and the kernel keeps running.
 - Before each test cell it puts back whatever the notebook's own code replaced in the checking
   machinery -- NumPy's comparisons, ``autodiff_ref`` and its checks, IPython's hooks -- using
-  :mod:`autodiff_ref.integrity` in the kernel, and adds a note to that test's output naming what
+  :mod:`autodiff_ref.grading.integrity` in the kernel, and adds a note to that test's output naming what
   was put back.
 """
 
@@ -133,13 +133,13 @@ class GuardedExecute(Execute):
         return cell, resources
 
     def _run_hidden(self, call: str) -> str | None:
-        """Evaluate ``autodiff_ref.integrity.<call>`` in the kernel, outside the notebook: the text
+        """Evaluate ``autodiff_ref.grading.integrity.<call>`` in the kernel, outside the notebook: the text
         of its result, or None if it failed.
 
         It goes in as a "user expression" of an empty, silent request, so neither the notebook's
         history nor any input transformer the notebook installed ever sees it.
         """
-        expression = f"__import__('autodiff_ref.integrity', fromlist=['integrity']).{call}"
+        expression = f"__import__('autodiff_ref.grading.integrity', fromlist=['integrity']).{call}"
         request = self.kc.execute("", silent=True, store_history=False, user_expressions={"result": expression})
         result = self.wait_for_reply(request)["content"].get("user_expressions", {}).get("result", {})
         return result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
@@ -150,7 +150,7 @@ class GuardedExecute(Execute):
         if names is None:
             message = (
                 f"Grading note: the grader could not check test {grade_id}'s surroundings: code "
-                "in this notebook interfered with autodiff_ref.integrity."
+                "in this notebook interfered with autodiff_ref.grading.integrity."
             )
         elif names:
             message = (
