@@ -1,15 +1,14 @@
 """Data for training: the handwritten digits, and mini-batches.
 
 The digits are the UCI ML hand-written digits data set (Alpaydin and Kaynak, 1998; UCI Machine
-Learning Repository): 1,797 images of the digits 0-9, each 8x8 pixels. Each pixel counts the
-set pixels (0-16) in a 4x4 block of an original 32x32 bitmap. We read the copy that ships inside
-the scikit-learn package (``sklearn.datasets.load_digits``, BSD-3-Clause licence), so nothing is
-downloaded.
+Learning Repository, CC BY 4.0): 1,797 images of the digits 0-9, each 8x8 pixels. Each pixel counts
+the set pixels (0-16) in a 4x4 block of an original 32x32 bitmap. The file ships inside this
+package (``autodiff_ref/datasets/digits.csv.gz``; its README gives the source and licence), so
+nothing is downloaded and nothing but NumPy is needed.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -27,28 +26,20 @@ class Digits(NamedTuple):
     y_test: np.ndarray
 
 
+DIGITS_FILE = Path(__file__).parent / "datasets" / "digits.csv.gz"
+
+
 def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The digits as ``X`` float64 ``(1797, 64)`` in [0, 1] and ``y`` int64 ``(1797,)``.
-
-    Read straight from the CSV file inside the scikit-learn package: importing scikit-learn
-    itself takes about a second, a hundred times longer than reading the file.
-    """
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "load_digits needs scikit-learn, which ships the digits data set: "
-            "pip install 'autodiff-course[course]' (or pip install scikit-learn)"
-        )
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
-    if path.is_file():
-        table = np.loadtxt(path, delimiter=",")  # 64 pixel counts 0..16, then the label
-        pixels, labels = table[:, :-1], table[:, -1]
-    else:  # a scikit-learn that keeps the file elsewhere: ask it
-        from sklearn.datasets import load_digits as sklearn_load_digits
-
-        bunch = sklearn_load_digits()
-        pixels, labels = bunch.data, bunch.target
-    return np.ascontiguousarray(pixels, dtype=np.float64) / 16.0, np.asarray(labels, dtype=np.int64)
+    """The digits as ``X`` float64 ``(1797, 64)`` in [0, 1] and ``y`` int64 ``(1797,)``."""
+    try:
+        table = np.loadtxt(DIGITS_FILE, delimiter=",")  # 64 pixel counts 0..16, then the label
+    except OSError as error:
+        raise FileNotFoundError(
+            f"the digits file that ships with autodiff_ref is missing or unreadable: {DIGITS_FILE} "
+            f"({error}). Reinstall the package (pip install -e . in the course folder)."
+        ) from None
+    pixels, labels = table[:, :-1], table[:, -1]
+    return np.ascontiguousarray(pixels) / 16.0, labels.astype(np.int64)
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Digits:
@@ -58,8 +49,6 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Digits:
     same ``test_fraction`` and ``seed`` give the same split on every call and every machine.
     Pixel values 0..16 are divided by 16, giving features in [0, 1]. Row ``i`` of ``X`` reshaped
     to ``(8, 8)`` is the image, top row first.
-
-    Needs scikit-learn (installed by the ``course`` extra), which ships the data.
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction!r}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -27,13 +29,30 @@ def test_load_digits_shapes_dtypes_and_ranges(digits):
     assert set(np.unique(y_train)) == set(np.unique(y_test)) == set(range(10))
 
 
-def test_the_split_uses_every_image_exactly_once(digits):
-    from sklearn.datasets import load_digits as sklearn_load_digits
+def test_the_shipped_file_is_the_published_data_set():
+    # The SHA-256 that autodiff_ref/datasets/README.md records for the UCI digits as shipped.
+    digest = hashlib.sha256(data.DIGITS_FILE.read_bytes()).hexdigest()
+    assert digest == "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 
-    original = sklearn_load_digits()
+
+def test_the_split_uses_every_image_exactly_once(digits):
+    table = np.loadtxt(data.DIGITS_FILE, delimiter=",")
     ours = np.concatenate([digits.X_train, digits.X_test]) * 16
     pairs = lambda X, y: sorted(map(tuple, np.column_stack([X, y]).tolist()))  # noqa: E731
-    assert pairs(ours, np.concatenate([digits.y_train, digits.y_test])) == pairs(original.data, original.target)
+    assert pairs(ours, np.concatenate([digits.y_train, digits.y_test])) == pairs(table[:, :-1], table[:, -1])
+    # The class sizes of the 1,797 UCI test-set digits.
+    assert np.bincount(table[:, -1].astype(int)).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+
+
+def test_the_digits_need_nothing_but_numpy():
+    # A fresh interpreter in which scikit-learn cannot be imported still loads them.
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "from autodiff_ref.data import load_digits\n"
+        "print(load_digits().X_train.shape)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "(1437, 64)"
 
 
 def test_the_split_is_stable_across_calls(digits):
@@ -51,12 +70,9 @@ def test_the_split_is_stratified(digits):
     assert np.all(np.abs(counts_test - counts_all * 360 / 1797) < 1)
 
 
-def test_a_missing_scikit_learn_gets_a_clear_error(monkeypatch):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *args: None if name == "sklearn" else real_find_spec(name, *args)
-    )
-    with pytest.raises(ImportError, match=r"load_digits needs scikit-learn.*autodiff-course\[course\]"):
+def test_a_missing_data_file_gets_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "DIGITS_FILE", tmp_path / "digits.csv.gz")
+    with pytest.raises(FileNotFoundError, match=r"digits file that ships with autodiff_ref is missing.*Reinstall"):
         data.load_digits()
 
 
