@@ -4,7 +4,10 @@
 * :class:`Module` — a piece of a model. It finds its parameters by looking at its own
   attributes (parameters, sub-modules, and lists or tuples of them), so a model is written as a
   plain class with ``__init__`` and ``forward``.
-* Layers: :class:`Linear`, :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`, :class:`Sequential`.
+* Layers: :class:`Linear`, :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`, :class:`Sequential`,
+  :class:`Dropout`, :class:`LayerNorm`, :class:`Embedding`.
+* Saving: :meth:`Module.state_dict`, :meth:`Module.load_state_dict`, and :func:`save` /
+  :func:`load` for a model with its optimizer in one ``.npz`` file.
 * Losses and metrics: :func:`mse_loss`, :func:`cross_entropy`, :func:`accuracy`.
 
 Shapes follow the batch-first convention: a batch of ``N`` examples with ``F`` features is an
@@ -13,7 +16,7 @@ array of shape ``(N, F)``.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -32,6 +35,11 @@ __all__ = [
     "cross_entropy",
     "accuracy",
     "CrossEntropy",
+    "Dropout",
+    "LayerNorm",
+    "Embedding",
+    "save",
+    "load",
 ]
 
 
@@ -62,7 +70,7 @@ class Module:
     """
 
     #: True while training, False after :meth:`eval`. A class default, so subclasses need not
-    #: call ``super().__init__()``. No layer here acts on it; dropout-like layers would.
+    #: call ``super().__init__()``. :class:`Dropout` acts on it.
     training: bool = True
 
     def forward(self, *args: Any) -> Any:
@@ -110,6 +118,33 @@ class Module:
     def eval(self) -> Module:
         """Put this module and all its sub-modules in evaluation mode."""
         return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter's values, by dotted name (``"layers.0.weight"``).
+
+        Plain NumPy arrays, so ``np.savez`` stores them without pickle (see :func:`save`).
+        """
+        return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Set every parameter from ``state`` (as :meth:`state_dict` made it), by name.
+
+        The names must match exactly and each array must have its parameter's shape; values
+        are copied and cast to the parameter's dtype. Nothing changes unless all of it fits.
+        """
+        parameters = dict(self.named_parameters())
+        _check_state_names(type(self).__name__, set(parameters), set(state))
+        values = {}
+        for name, parameter in parameters.items():
+            value = np.asarray(state[name])
+            if value.shape != parameter.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: {name!r} has shape {value.shape} in the "
+                    f"state but {parameter.shape} in the model; was it saved from another architecture?"
+                )
+            values[name] = value
+        for name, parameter in parameters.items():
+            parameter.data = np.array(values[name], dtype=parameter.dtype)
 
     def _children(self) -> Iterator[tuple[str, Any]]:
         """(name, value) for every attribute that is a Parameter or a Module, lists unpacked."""
@@ -162,9 +197,8 @@ class Linear(Module):
         rng: np.random.Generator | int | None = None,
         dtype: Any = np.float64,
     ) -> None:
-        for what, size in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-                raise ValueError(f"Linear needs {what} to be a positive integer, got {size!r}")
+        _check_positive_int("Linear", "in_features", in_features)
+        _check_positive_int("Linear", "out_features", out_features)
         self.in_features, self.out_features = int(in_features), int(out_features)
         rng = np.random.default_rng(rng)
         bound = np.sqrt(6.0 / in_features)
@@ -227,6 +261,100 @@ class Sequential(Module):
 
     def __len__(self) -> int:
         return len(self.layers)
+
+
+class Dropout(Module):
+    """While training, zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    The scaling keeps each element's expected value, so the network needs no change at
+    evaluation, where dropout does nothing (after :meth:`Module.eval`). Any shape. ``rng``: a
+    ``numpy.random.Generator`` or an integer seed (``None``: fresh randomness).
+    """
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout needs a probability 0 <= p <= 1, got p={p!r}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:  # every element dropped; 1 / (1 - p) would divide by zero
+            return x * np.zeros(x.shape, dtype=x.dtype)
+        keep = self.rng.random(x.shape) >= self.p
+        return x * (keep / (1 - self.p)).astype(x.dtype)
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"
+
+
+class LayerNorm(Module):
+    """Normalise each example over its last axes, then scale and shift: ``(x - mean) / sqrt(var + eps) * weight + bias``.
+
+    ``normalized_shape`` is the shape of those last axes (an int for one axis): input
+    ``(..., *normalized_shape)``, ``weight`` and ``bias`` ``normalized_shape`` (starting at 1 and
+    0), output the input's shape. The variance is the biased one (divided by the count), as in
+    PyTorch. Written with Tensor ops, so its gradient is differentiable again.
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, dtype: Any = np.float64) -> None:
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        if not shape or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape):
+            raise ValueError(f"LayerNorm needs normalized_shape of positive sizes, got {normalized_shape!r}")
+        if not eps > 0:
+            raise ValueError(f"LayerNorm needs eps > 0, got eps={eps!r}")
+        self.normalized_shape, self.eps = tuple(int(n) for n in shape), eps
+        self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype)
+        self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype)
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        n = len(self.normalized_shape)
+        if tuple(np.shape(x)[-n:]) != self.normalized_shape:
+            raise ValueError(
+                f"LayerNorm expects inputs ending in shape {self.normalized_shape}, got shape {np.shape(x)}"
+            )
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        axes = tuple(range(-n, 0))
+        centered = x - x.mean(axis=axes, keepdims=True)
+        variance = (centered * centered).mean(axis=axes, keepdims=True)
+        return centered / (variance + self.eps).sqrt() * self.weight + self.bias
+
+    def __repr__(self) -> str:
+        return f"LayerNorm({self.normalized_shape}, eps={self.eps})"
+
+
+class Embedding(Module):
+    """A lookup table: row ``i`` of ``weight`` is the vector of token ``i``.
+
+    Input: integer indices of any shape ``S`` in ``0..num_embeddings-1``; output
+    ``S + (embedding_dim,)``. An index that appears several times in a batch gets the sum of its
+    gradients. ``weight`` starts as standard normal draws, as in PyTorch.
+    """
+
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        _check_positive_int("Embedding", "num_embeddings", num_embeddings)
+        _check_positive_int("Embedding", "embedding_dim", embedding_dim)
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.weight = Parameter(np.random.default_rng(rng).standard_normal((num_embeddings, embedding_dim)), dtype=dtype)
+
+    def forward(self, indices: Any) -> Tensor:
+        index = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+        if index.dtype.kind not in "iu" and not (index.dtype.kind == "f" and np.all(index == np.round(index))):
+            raise TypeError(f"Embedding takes integer indices, got dtype {index.dtype}")
+        index = index.astype(np.intp)
+        if index.size and (index.min() < 0 or index.max() >= self.num_embeddings):
+            raise IndexError(
+                f"Embedding({self.num_embeddings}, {self.embedding_dim}) got index {index.min() if index.min() < 0 else index.max()}; "
+                f"indices must be in 0..{self.num_embeddings - 1}"
+            )
+        return self.weight[index]
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
 
 
 def _what_instead(layer: Any) -> str:
@@ -354,3 +482,46 @@ def accuracy(logits: Tensor | np.ndarray, labels: Any) -> float:
     labels = _class_labels(labels, n_rows, n_classes, "accuracy")
     scores = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
     return float(np.mean(scores.argmax(axis=1) == labels))
+
+
+def _check_positive_int(owner: str, what: str, value: Any) -> None:
+    """A size or a count: a positive int (NumPy's too), never a bool or a float such as 2.0."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{owner} needs {what} to be a positive integer, got {value!r}")
+
+
+def _check_state_names(owner: str, expected: set[str], given: set[str]) -> None:
+    """A state that lacks names or has extra ones was made for something else: say which."""
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if missing or unexpected:
+        parts = [f"missing {missing}" if missing else "", f"unexpected {unexpected}" if unexpected else ""]
+        raise KeyError(f"{owner}.load_state_dict: the state does not fit: " + "; ".join(p for p in parts if p))
+
+
+def save(path: Any, model: Module, optimizer: Any = None, scheduler: Any = None) -> None:
+    """Write a model's parameters, and optionally its optimizer's and scheduler's state, to ``path`` (``.npz``).
+
+    Plain arrays only, no pickle: loading such a file runs no code. Load with :func:`load` into
+    objects built the same way; training then goes on with exactly the numbers it would have had
+    without the stop (the data order and any dropout draws are yours to resume: seed them, e.g.
+    per epoch).
+    """
+    arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
+    for part, owner in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if owner is not None:
+            arrays.update({f"{part}/{name}": value for name, value in owner.state_dict().items()})
+    np.savez(path, **arrays)
+
+
+def load(path: Any, model: Module, optimizer: Any = None, scheduler: Any = None) -> None:
+    """Set ``model`` (and ``optimizer``, ``scheduler`` if given) from a file written by :func:`save`."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    for part, owner in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
+        if owner is None:
+            continue
+        prefix = f"{part}/"
+        state = {name[len(prefix):]: value for name, value in arrays.items() if name.startswith(prefix)}
+        if not state and part != "model":
+            raise KeyError(f"{path} holds no {part} state: it was saved without one")
+        owner.load_state_dict(state)

@@ -5,6 +5,10 @@ Each optimizer keeps a list of parameters and, for each of them, whatever state 
 arithmetic, so no graph is recorded; a parameter whose ``.grad`` is None (the loss did not reach
 it) is left alone and its state does not move.
 
+:class:`SGD` (momentum, Nesterov), :class:`Adam` and :class:`AdamW`; the schedules
+:class:`StepLR` and :class:`CosineAnnealingLR` set an optimizer's ``lr`` epoch by epoch. Each
+has ``state_dict()``/``load_state_dict()``, which :func:`autodiff_ref.nn.save` writes to a file.
+
 Typical loop::
 
     optimizer = Adam(model.parameters(), lr=1e-3)
@@ -17,19 +21,24 @@ Typical loop::
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .nn import Module
+from .nn import Module, _check_positive_int, _check_state_names
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
 
 
 class Optimizer:
-    """What every optimizer shares: checking the parameters, and ``zero_grad``."""
+    """What every optimizer shares: checking the parameters, ``zero_grad``, and saving its state."""
+
+    #: The attributes that hold one entry per parameter (a velocity, a moment, a step count):
+    #: what :meth:`state_dict` saves besides ``lr``.
+    per_parameter_state: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
         if isinstance(params, Tensor):
@@ -85,6 +94,36 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define step()")
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``lr`` and a copy of each per-parameter state (``"means.0"``, ``"steps.3"``), as arrays.
+
+        Plain arrays, so ``np.savez`` stores them without pickle (see :func:`autodiff_ref.nn.save`).
+        The settings given to the constructor (momentum, betas, ...) are not included: build the
+        optimizer the same way before loading.
+        """
+        state = {"lr": np.array(self.lr)}
+        for name in self.per_parameter_state:
+            for i, value in enumerate(getattr(self, name) or ()):
+                state[f"{name}.{i}"] = np.array(value)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take ``lr`` and every per-parameter state from ``state`` (as :meth:`state_dict` made it)."""
+        current = self.state_dict()
+        _check_state_names(type(self).__name__, set(current), set(state))
+        for key, value in current.items():
+            if np.shape(state[key]) != value.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: {key!r} has shape {np.shape(state[key])} in the "
+                    f"state but {value.shape} here; was it saved for other parameters?"
+                )
+        self.lr = float(state["lr"])
+        for name in self.per_parameter_state:
+            values = getattr(self, name)
+            for i, value in enumerate(values or ()):
+                saved = np.asarray(state[f"{name}.{i}"])
+                values[i] = saved.astype(value.dtype) if isinstance(value, np.ndarray) else type(value)(saved)
+
     def _checked_grad(self, i: int) -> np.ndarray:
         """Parameter ``i``'s ``.grad``, set by hand to something other than an array of its shape:
         explain. (``p.data -= lr * g`` would fail on a Tensor with a message about ufuncs, and
@@ -103,29 +142,33 @@ class Optimizer:
         return p.grad
 
 
-def _check_number(optimizer: Optimizer, name: str, value: Any) -> None:
+def _check_number(owner: Any, name: str, value: Any) -> None:
     """A setting must be a real number: a string such as "0.1" would fail later, less clearly."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(
-            f"{type(optimizer).__name__} needs {name} to be a number, got {type(value).__name__} {value!r}"
+            f"{type(owner).__name__} needs {name} to be a number, got {type(value).__name__} {value!r}"
         )
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, with optional momentum and weight decay.
+    """Stochastic gradient descent, with optional momentum (plain or Nesterov) and weight decay.
 
     For each parameter ``p`` with gradient ``g``, per step::
 
         g = g + weight_decay * p          # L2 penalty (weight_decay / 2) * |p|^2 added to the loss
         v = momentum * v + g              # velocity, starts at 0 (skipped when momentum == 0)
-        p = p - lr * v
+        p = p - lr * v                    # or, with nesterov=True: p - lr * (g + momentum * v)
 
     Momentum averages gradients over roughly ``1 / (1 - momentum)`` steps, which damps the
-    zig-zag across steep directions and speeds travel along shallow ones.
+    zig-zag across steep directions and speeds travel along shallow ones. Nesterov's variant
+    steps with the gradient plus the velocity it is about to have: a look ahead along the path.
     """
 
+    per_parameter_state = ("velocities",)
+
     def __init__(
-        self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0
+        self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+        nesterov: bool = False,
     ) -> None:
         super().__init__(params, lr)
         _check_number(self, "momentum", momentum)
@@ -134,7 +177,9 @@ class SGD(Optimizer):
             raise ValueError(f"SGD needs 0 <= momentum < 1, got momentum={momentum!r}")
         if not weight_decay >= 0:
             raise ValueError(f"SGD needs weight_decay >= 0, got weight_decay={weight_decay!r}")
-        self.momentum, self.weight_decay = momentum, weight_decay
+        if nesterov and not momentum:
+            raise ValueError("SGD with nesterov=True needs a momentum > 0: Nesterov is a kind of momentum")
+        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, bool(nesterov)
         self.velocities = [np.zeros_like(p.data) for p in self.params] if momentum else None
 
     def step(self) -> None:
@@ -150,7 +195,7 @@ class SGD(Optimizer):
                 velocity = self.velocities[i]
                 velocity *= self.momentum
                 velocity += g
-                g = velocity
+                g = g + self.momentum * velocity if self.nesterov else velocity
             p.data -= self.lr * g
 
 
@@ -168,6 +213,9 @@ class Adam(Optimizer):
     Each parameter counts its own steps, so one that gets no gradient for a while is corrected
     for the updates it actually received.
     """
+
+    per_parameter_state = ("steps", "means", "squares")
+    decoupled_weight_decay = 0.0  # AdamW's
 
     def __init__(
         self,
@@ -199,6 +247,8 @@ class Adam(Optimizer):
                 continue
             if type(g) is not np.ndarray or g.shape != p.data.shape:
                 g = self._checked_grad(i)
+            if self.decoupled_weight_decay:
+                p.data *= 1 - self.lr * self.decoupled_weight_decay
             self.steps[i] += 1
             t = self.steps[i]
             m, v = self.means[i], self.squares[i]
@@ -211,3 +261,87 @@ class Adam(Optimizer):
             denominator = np.sqrt(v / (1 - beta2**t))
             denominator += self.eps
             p.data -= step_size * m / denominator
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019).
+
+    Before each Adam step, ``p = p - lr * weight_decay * p``: the decay shrinks the weights
+    directly instead of joining the gradient, where Adam's per-coordinate scaling would weaken it
+    for exactly the coordinates with large gradients. The default ``weight_decay=0.01`` is
+    PyTorch's.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(params, lr, betas, eps)
+        _check_number(self, "weight_decay", weight_decay)
+        if not weight_decay >= 0:
+            raise ValueError(f"AdamW needs weight_decay >= 0, got weight_decay={weight_decay!r}")
+        self.decoupled_weight_decay = weight_decay
+
+
+class LRScheduler:
+    """Sets ``optimizer.lr`` from the learning rate it started with, one :meth:`step` at a time.
+
+    Call ``step()`` once per epoch (or per batch, if the schedule counts batches), after the
+    optimizer's ``step()``. Subclasses say what the rate is after ``t`` steps in :meth:`rate_at`.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__} takes an Optimizer, got a {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.steps_taken = 0
+
+    def rate_at(self, t: int) -> float:
+        raise NotImplementedError(f"{type(self).__name__} does not define rate_at()")
+
+    def step(self) -> None:
+        self.steps_taken += 1
+        self.optimizer.lr = self.rate_at(self.steps_taken)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"base_lr": np.array(self.base_lr), "steps_taken": np.array(self.steps_taken)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        _check_state_names(type(self).__name__, {"base_lr", "steps_taken"}, set(state))
+        self.base_lr, self.steps_taken = float(state["base_lr"]), int(state["steps_taken"])
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps: ``base_lr * gamma ** (t // step_size)``."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        super().__init__(optimizer)
+        _check_positive_int("StepLR", "step_size", step_size)
+        _check_number(self, "gamma", gamma)
+        self.step_size, self.gamma = int(step_size), gamma
+
+    def rate_at(self, t: int) -> float:
+        return self.base_lr * self.gamma ** (t // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Half a cosine from ``base_lr`` down to ``eta_min`` over ``T_max`` steps.
+
+    ``eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2``: a large rate early, when
+    the loss falls fast, and a gentle one at the end, where large steps would only bounce around
+    the minimum. Past ``T_max`` the cosine rises again, as in PyTorch.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:  # noqa: N803
+        super().__init__(optimizer)
+        _check_positive_int("CosineAnnealingLR", "T_max", T_max)
+        _check_number(self, "eta_min", eta_min)
+        self.T_max, self.eta_min = int(T_max), eta_min
+
+    def rate_at(self, t: int) -> float:
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2

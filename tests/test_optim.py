@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autodiff_ref import Tensor, nn
-from autodiff_ref.optim import SGD, Adam
+from autodiff_ref.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 
 
 def run_steps(optimizer, parameter, grads):
@@ -198,3 +198,52 @@ def test_a_grad_set_by_hand_of_the_wrong_shape_or_type_is_named(make):
     with pytest.raises(TypeError, match=r"parameter 0 \(shape \(2, 3\)\) has a \.grad that is a Tensor"):
         optimizer.step()
     np.testing.assert_array_equal(p.data, np.ones((2, 3)))
+
+
+def test_sgd_nesterov_by_hand():
+    # v1 = 1, step g + 0.9 v = 1.9 -> p = 0.81; v2 = 1.9, step 1 + 1.71 = 2.71 -> p = 0.539
+    p = nn.Parameter(1.0)
+    values = run_steps(SGD([p], lr=0.1, momentum=0.9, nesterov=True), p, [1.0, 1.0])
+    np.testing.assert_allclose(values, [0.81, 0.539])
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum > 0"):
+        SGD([p], lr=0.1, nesterov=True)
+
+
+def test_adamw_decays_the_weights_apart_from_the_gradient():
+    # With a zero gradient Adam does not move; AdamW still shrinks p by lr * weight_decay each step.
+    p = nn.Parameter(2.0)
+    values = run_steps(AdamW([p], lr=0.1, weight_decay=0.5), p, [0.0, 0.0])
+    np.testing.assert_allclose(values, [2.0 * 0.95, 2.0 * 0.95**2])
+    q = nn.Parameter(2.0)
+    np.testing.assert_allclose(run_steps(AdamW([q], lr=0.1, weight_decay=0.0), q, [0.0]), [2.0])
+    with pytest.raises(ValueError, match="weight_decay >= 0"):
+        AdamW([p], weight_decay=-1.0)
+
+
+def test_schedules_by_hand():
+    optimizer = SGD([nn.Parameter(1.0)], lr=0.8)
+    step = StepLR(optimizer, step_size=2, gamma=0.5)
+    rates = []
+    for _ in range(5):
+        step.step()
+        rates.append(optimizer.lr)
+    assert rates == [0.8, 0.4, 0.4, 0.2, 0.2]
+
+    optimizer = SGD([nn.Parameter(1.0)], lr=1.0)
+    cosine = CosineAnnealingLR(optimizer, T_max=4, eta_min=0.2)
+    rates = []
+    for _ in range(4):
+        cosine.step()
+        rates.append(optimizer.lr)
+    np.testing.assert_allclose(rates, [0.2 + 0.8 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(1, 5)])
+    assert rates[-1] == pytest.approx(0.2)
+
+
+def test_schedule_errors():
+    optimizer = SGD([nn.Parameter(1.0)], lr=1.0)
+    with pytest.raises(ValueError, match="step_size to be a positive integer"):
+        StepLR(optimizer, step_size=0)
+    with pytest.raises(ValueError, match="T_max to be a positive integer"):
+        CosineAnnealingLR(optimizer, T_max=2.5)
+    with pytest.raises(TypeError, match="takes an Optimizer, got a list"):
+        StepLR([optimizer], step_size=1)
