@@ -809,6 +809,9 @@ QUESTION_FUNCTIONS = {
 
 def numpy_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     """What ``Tensor.__array_ufunc__`` answers NumPy."""
+    op = UFUNCS.get(ufunc)
+    if op is not None and method == "__call__" and not kwargs:  # the usual case first: array * tensor
+        return op(*inputs)
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
     if kwargs.get("out") is not None:
         raise TypeError(
@@ -818,12 +821,9 @@ def numpy_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> An
         )
     if method == "__call__" and ufunc in QUESTION_UFUNCS:
         return ufunc(*_values(inputs), **kwargs)
-    op = UFUNCS.get(ufunc) if method == "__call__" else None
-    if op is None:
+    if op is None or method != "__call__":
         raise _unsupported(name)
-    if kwargs:
-        raise TypeError(f"{name} on a Tensor takes no keyword arguments, got {', '.join(kwargs)}")
-    return op(*inputs)
+    raise TypeError(f"{name} on a Tensor takes no keyword arguments, got {', '.join(kwargs)}")
 
 
 def numpy_function(function: Any, types: tuple[type, ...], args: tuple, kwargs: dict) -> Any:
