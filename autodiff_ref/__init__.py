@@ -1,6 +1,8 @@
 """autodiff_ref: automatic differentiation from scratch, the reference package of autodiff-course.
 
 * ``Tensor``, ``Function``, ``no_grad``, ``grad`` — the tensor engine (reverse mode);
+  ``zeros``, ``ones``, ``randn``, ``rand`` make tensors, and ``where``, ``concatenate``,
+  ``stack``, ``split``, ``maximum``, ``minimum`` are the ops that take several;
   ``autodiff_ref.ops`` holds one ``Function`` per op, forward next to backward.
 * ``autodiff_ref.scalar.Value`` — a scalar engine, the smallest complete reverse mode.
 * ``autodiff_ref.forward`` — forward mode with dual numbers.
