@@ -494,9 +494,12 @@ def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
         if isinstance(value, Tensor) and value.data.dtype.kind == "f":
             like = value.data.dtype
             break
+    # A bool array (a mask, as a comparison gives) stays bool: NumPy promotes it to the other
+    # operand's dtype, so that x * (x > 0) keeps float32, as float64 ones and zeros would not.
     return tuple(
         v if isinstance(v, Tensor)
-        else _from_op(np.asarray(v, dtype=like) if like is not None and isinstance(v, numbers.Real) else _to_array(v), None, ())
+        else _from_op(np.asarray(v, dtype=like), None, ()) if like is not None and isinstance(v, numbers.Real)
+        else _from_op(v.copy() if type(v) is np.ndarray and v.dtype == bool else _to_array(v), None, ())
         for v in values
     )
 

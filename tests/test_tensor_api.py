@@ -81,6 +81,20 @@ def test_a_mask_from_a_comparison_selects_and_passes_gradients():
     np.testing.assert_array_equal(x[x != 1].data, [2.0, 5.0])
 
 
+def test_a_mask_times_a_float32_tensor_stays_float32_as_in_numpy():
+    x = Tensor(np.array([-1.0, 2.0], np.float32), requires_grad=True)
+    for out in (x * (x > 0), (x > 0) * x, x + (x < 0)):
+        assert out.dtype == np.float32
+    (x * (x > 0)).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0])
+    mask = x > 0
+    out = x * mask
+    mask[:] = False  # the op keeps a copy: changing the mask later changes no gradient
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 2.0])
+
+
 def test_comparison_results_answer_questions_as_numpy_does():
     a, b = Tensor([1.0, 2.0]), Tensor([1.0, 2.0])
     assert (a == b).all() and not (a != b).any()
