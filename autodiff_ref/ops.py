@@ -642,7 +642,7 @@ def minimum(a, b) -> Tensor:
 
 def where(condition, x, y) -> Tensor:
     """``x`` where ``condition`` holds and ``y`` elsewhere, all three broadcast together, as
-    ``np.where(condition, x, y)``. The condition may be a bool array or Tensor (a comparison)."""
+    ``np.where(condition, x, y)``. The condition is a bool array (as comparisons give) or Tensor."""
     values = condition.data if isinstance(condition, Tensor) else condition
     return Where(np.asarray(values, dtype=bool))(x, y)
 

@@ -299,6 +299,17 @@ def test_maximum_and_minimum_split_ties_half_and_half(name):
     assert x.grad == 1.0
 
 
+@pytest.mark.parametrize("name", BINARY)
+def test_maximum_and_minimum_pass_a_nan_s_gradient_to_both_inputs_as_pytorch_does(name):
+    a = Tensor([np.nan, 1.0], requires_grad=True)
+    b = Tensor([1.0, np.nan], requires_grad=True)
+    out = BINARY[name][0](a, b)
+    assert np.isnan(out.data).all()
+    out.sum().backward()
+    np.testing.assert_array_equal(a.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+
+
 def test_minimum_with_a_number_keeps_float32():
     x = Tensor(np.array([1.0, -1.0], np.float32), requires_grad=True)
     assert autodiff_ref.minimum(x, 0.0).dtype == np.float32
