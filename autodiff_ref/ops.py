@@ -15,7 +15,9 @@ A backward may return ``None`` for an input that does not require grad (data, a 
 mask). Mul, Div, Pow, MatMul and Affine do: there a gradient nobody asked for costs as much as
 the forward.
 
-Below the classes, a lowercase function per op (``mul(a, b)``, ``sum(a, axis)``) applies it.
+Below the classes, a lowercase function per op (``mul(a, b)``, ``sum(a, axis)``) applies it; some,
+such as ``var``, ``clip`` and ``stack``, are built from other ops. Last come the tables that NumPy's
+functions consult when given a Tensor (``np.exp(t)``, ``np.concatenate([t, u])``).
 """
 
 from __future__ import annotations
