@@ -15,16 +15,20 @@ A backward may return ``None`` for an input that does not require grad (data, a 
 mask). Mul, Div, Pow, MatMul and Affine do: there a gradient nobody asked for costs as much as
 the forward.
 
-Below the classes, a lowercase function per op (``mul(a, b)``, ``sum(a, axis)``) applies it.
+Below the classes, a lowercase function per op (``mul(a, b)``, ``sum(a, axis)``) applies it; some,
+such as ``var``, ``clip`` and ``stack``, are built from other ops. Last come the tables that NumPy's
+functions consult when given a Tensor (``np.exp(t)``, ``np.concatenate([t, u])``).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_index
 
-from .tensor import Function, Tensor, _from_op, is_grad_enabled
+from .tensor import Function, Tensor, _as_tensors, _from_op, is_grad_enabled
 
 Axis = int | tuple[int, ...] | None
 
@@ -405,6 +409,108 @@ class LogSoftmax(Function):
         return (g - node.exp() * g.sum(axis=self.axis, keepdims=True),)
 
 
+# -- elementwise: sin, cos, maximum, where --------------------------------------------------------
+class Sin(Function):
+    def forward(self, a):
+        return np.sin(a)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        return (g * a.cos(),)
+
+
+class Cos(Function):
+    def forward(self, a):
+        return np.cos(a)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        return (-g * a.sin(),)
+
+
+class Maximum(Function):
+    """The larger of ``a`` and ``b``, elementwise. A tie splits the gradient half and half, and a
+    NaN (which wins, as in NumPy) passes it to both inputs: PyTorch's rule."""
+
+    def forward(self, a, b):
+        return np.maximum(a, b)
+
+    def backward(self, g, node):
+        a, b = node.inputs
+        share = np.where(a.data == b.data, 0.5, 1.0)
+        share_a = constant(np.where(a.data < b.data, 0.0, share).astype(g.dtype))
+        share_b = constant(np.where(a.data > b.data, 0.0, share).astype(g.dtype))
+        return unbroadcast(g * share_a, a.shape), unbroadcast(g * share_b, b.shape)
+
+
+class Where(Function):
+    """``x`` where ``condition`` holds, ``y`` elsewhere. The condition is a setting, not an input:
+    it picks where each gradient goes but has none of its own."""
+
+    def __init__(self, condition: np.ndarray):
+        self.condition = condition
+
+    def forward(self, x, y):
+        return np.where(self.condition, x, y)
+
+    def backward(self, g, node):
+        x, y = node.inputs
+        # Where again, rather than g times a mask: an infinite g must not put NaN (inf * 0) into
+        # the branch that was not taken.
+        return (unbroadcast(Where(self.condition)(g, 0), x.shape),
+                unbroadcast(Where(self.condition)(0, g), y.shape))
+
+
+# -- joining --------------------------------------------------------------------------------------
+class Concatenate(Function):
+    """The inputs joined along an existing ``axis``; each input's gradient is its slice of ``g``."""
+
+    def __init__(self, axis: int = 0):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return np.concatenate(arrays, axis=self.axis)
+
+    def backward(self, g, node):
+        sizes = [t.shape[self.axis] for t in node.inputs]
+        return tuple(split(g, np.cumsum(sizes)[:-1], self.axis))
+
+
+# -- reductions, continued ------------------------------------------------------------------------
+class Prod(Function):
+    def __init__(self, axis: Axis = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        return a.prod(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g, node):
+        (a,) = node.inputs
+        kept = _kept_shape(a.shape, self.axis)
+        return (g.reshape(kept) * _product_of_the_others(a, node.reshape(kept), self.axis),)
+
+
+def _product_of_the_others(a: Tensor, product: Tensor, axis: Axis) -> Tensor:
+    """For each element of ``a``, the product of the other elements of its slice along ``axis``:
+    d prod / d a, without dividing by zero. ``product / a`` is that where a slice has no zero.
+
+    Otherwise it is the product of the other nonzero elements times the product of the other
+    zeros. The latter is 0 in value as soon as it has a factor, but it is written as the zero
+    element itself (one factor) where that is what it is, so that second derivatives are right too.
+    """
+    is_zero = a.data == 0
+    if not is_zero.any():
+        return product / a
+    zeros = is_zero.sum(axis=axis, keepdims=True)  # how many zeros each slice holds
+    nonzero = Where(is_zero)(1, a)
+    nonzero_others = Prod(axis, keepdims=True)(nonzero) / nonzero
+    zero_sum = Where(is_zero)(a, 0).sum(axis=axis, keepdims=True)  # 0, but it carries a gradient
+    # The product of the other zeros: of none, 1; of one, that zero; of two or more, 0 to second order.
+    at_a_zero = Where(zeros == 1)(1, Where(zeros == 2)(zero_sum - a, 0))
+    elsewhere = Where(zeros == 0)(1, Where(zeros == 1)(zero_sum, 0))
+    return nonzero_others * Where(is_zero)(at_a_zero, elsewhere)
+
+
 # -- one function per op --------------------------------------------------------------------------
 def add(a, b) -> Tensor:
     return Add()(a, b)
@@ -515,3 +621,255 @@ def logsumexp(a, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def log_softmax(a, axis: int = -1) -> Tensor:
     return LogSoftmax(axis)(a)
+
+
+# -- the Tensor API's other ops: functions of the classes above, or built from other ops ---------
+def sin(a) -> Tensor:
+    return Sin()(a)
+
+
+def cos(a) -> Tensor:
+    return Cos()(a)
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum()(a, b)
+
+
+def minimum(a, b) -> Tensor:
+    """``-maximum(-a, -b)``: the same gradient rule as maximum (ties split half and half)."""
+    a, b = _as_tensors((a, b))  # first, so that a Python number takes the tensor's dtype
+    return neg(maximum(neg(a), neg(b)))
+
+
+def where(condition, x, y) -> Tensor:
+    """``x`` where ``condition`` holds and ``y`` elsewhere, all three broadcast together, as
+    ``np.where(condition, x, y)``. The condition is a bool array (as comparisons give) or Tensor."""
+    values = condition.data if isinstance(condition, Tensor) else condition
+    return Where(np.asarray(values, dtype=bool))(x, y)
+
+
+def clip(a, a_min=None, a_max=None) -> Tensor:
+    """``a`` limited to ``[a_min, a_max]``, either bound ``None`` for none, built from ``where``.
+
+    The gradient goes to ``a`` where ``a_min <= a <= a_max``, bounds included as in PyTorch, and to
+    a bound (which may be a Tensor) where it replaces ``a``. With ``a_min > a_max`` every element
+    is ``a_max``, as in NumPy.
+    """
+    if a_min is None and a_max is None:
+        raise ValueError("clip needs a_min or a_max (or both); with neither it would change nothing")
+    out = a
+    if a_min is not None:
+        out = where(out < a_min, a_min, out)
+    if a_max is not None:
+        out = where(out > a_max, a_max, out)
+    return out
+
+
+def min(a, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """``-max(-a)``, so that min shares max's gradient rule: ties split, and a NaN wins."""
+    return neg(Max(axis, keepdims)(neg(a)))
+
+
+def argmax(a, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+    """Where the largest values are, as NumPy says: integers, which have no gradient."""
+    return np.argmax(a.data if isinstance(a, Tensor) else a, axis=axis, keepdims=keepdims)
+
+
+def argmin(a, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+    """Where the smallest values are, as NumPy says: integers, which have no gradient."""
+    return np.argmin(a.data if isinstance(a, Tensor) else a, axis=axis, keepdims=keepdims)
+
+
+def prod(a, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    return Prod(axis, keepdims)(a)
+
+
+def var(a, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """The mean squared deviation from the mean, dividing by ``n - ddof`` for ``n`` elements per
+    slice. ``ddof=0`` is NumPy's default; PyTorch's ``var`` divides by ``n - 1`` unless told."""
+    (a,) = _as_tensors((a,))
+    deviations = a - a.mean(axis=axis, keepdims=True)
+    total = (deviations**2).sum(axis=axis, keepdims=keepdims)
+    n = a.size // total.size if total.size else 0
+    return total / (n - ddof if n > ddof else 0)  # of no degrees of freedom: inf or nan, as NumPy
+
+
+def std(a, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """The square root of ``var``."""
+    return var(a, axis, ddof, keepdims).sqrt()
+
+
+def concatenate(tensors: Sequence[Any], axis: int | None = 0) -> Tensor:
+    """The tensors joined along an existing ``axis``; ``axis=None`` flattens them first."""
+    tensors = _as_tensors(tuple(tensors))
+    if not tensors:
+        raise ValueError("concatenate needs at least one tensor")
+    if axis is None:
+        tensors, axis = [flatten(t) for t in tensors], 0
+    return Concatenate(axis)(*tensors)
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """Tensors of one shape joined along a new ``axis``: each gets that axis, then they are
+    concatenated along it."""
+    tensors = _as_tensors(tuple(tensors))
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack needs tensors of one shape, got shapes {', '.join(map(str, sorted(shapes)))}")
+    return concatenate([expand_dims(t, axis) for t in tensors], axis)
+
+
+def split(a, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+    """``np.split``: ``a`` cut along ``axis`` into that many equal parts, or at those indices.
+    Each part is ``a`` indexed by a slice, so gradients flow back into ``a``."""
+    (a,) = _as_tensors((a,))
+    axis = normalize_axis_index(axis, a.ndim)
+    pieces = np.split(np.arange(a.shape[axis]), indices_or_sections)  # NumPy's rules and errors
+    stops = np.cumsum([len(piece) for piece in pieces])
+    before = (slice(None),) * axis
+    return [a[before + (slice(int(stop) - len(piece), int(stop)),)] for piece, stop in zip(pieces, stops)]
+
+
+def squeeze(a, axis: Axis = None) -> Tensor:
+    """``a`` without its axes of size 1 (or without those in ``axis``, which must have size 1)."""
+    (a,) = _as_tensors((a,))
+    return reshape(a, _shape_after(np.squeeze, a.shape, axis))
+
+
+def expand_dims(a, axis: int | tuple[int, ...]) -> Tensor:
+    """``a`` with a new axis of size 1 at each position in ``axis`` (of the result)."""
+    (a,) = _as_tensors((a,))
+    return reshape(a, _shape_after(np.expand_dims, a.shape, axis))
+
+
+def flatten(a) -> Tensor:
+    """``a`` as one axis, in row-major order."""
+    (a,) = _as_tensors((a,))
+    return reshape(a, (a.size,))
+
+
+def _shape_after(numpy_function: Any, shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    """The shape ``numpy_function(array, axis)`` gives an array of ``shape``: NumPy's rules and
+    errors, worked out on a view that holds one element, whatever the shape."""
+    return numpy_function(np.broadcast_to(np.empty((), dtype=bool), shape), axis).shape
+
+
+# -- NumPy's functions on Tensors ------------------------------------------------------------------
+# NumPy hands a call that has a Tensor among its arguments to Tensor.__array_ufunc__ (np.exp,
+# np.add, and the operators when an array is on the left) or Tensor.__array_function__ (np.sum,
+# np.concatenate, ...), which look here. A function in a table runs the Tensor op; one that only
+# answers a question about the values (np.shape, np.allclose, np.argmax, a comparison) runs on the
+# arrays; any other raises, because it would compute on the values and silently drop the graph.
+
+def _first_tensor(a) -> Tensor:
+    return a if isinstance(a, Tensor) else _as_tensors((a,))[0]
+
+
+UFUNCS = {
+    np.add: add, np.subtract: sub, np.multiply: mul, np.divide: div, np.power: pow,
+    np.matmul: matmul, np.maximum: maximum, np.minimum: minimum, np.negative: neg,
+    np.positive: _first_tensor, np.exp: exp, np.log: log, np.sqrt: sqrt, np.absolute: abs,
+    np.tanh: tanh, np.sin: sin, np.cos: cos,
+}
+
+QUESTION_UFUNCS = {
+    np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal,
+    np.isfinite, np.isinf, np.isnan, np.signbit,
+    np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
+}
+
+# Each takes the names of NumPy's parameters that it supports, with the same meaning.
+FUNCTIONS = {
+    np.sum: sum,
+    np.mean: lambda a, axis=None, keepdims=False: _first_tensor(a).mean(axis, keepdims),
+    np.max: max, np.amax: max, np.min: min, np.amin: min, np.prod: prod,
+    np.var: var, np.std: std,
+    np.reshape: lambda a, shape: _first_tensor(a).reshape(shape),
+    np.transpose: transpose,
+    np.ravel: flatten,
+    np.squeeze: squeeze,
+    np.expand_dims: expand_dims,
+    np.broadcast_to: lambda array, shape: _first_tensor(array).broadcast_to(shape),
+    np.concatenate: lambda arrays, axis=0: concatenate(arrays, axis),
+    np.stack: lambda arrays, axis=0: stack(arrays, axis),
+    np.split: lambda ary, indices_or_sections, axis=0: split(ary, indices_or_sections, axis),
+    np.clip: clip,
+    np.where: lambda condition, x=None, y=None: (
+        np.nonzero(_values(condition)) if x is None and y is None else where(condition, x, y)
+    ),
+}
+
+QUESTION_FUNCTIONS = {
+    np.shape, np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.nonzero, np.flatnonzero,
+    np.argwhere, np.count_nonzero, np.all, np.any, np.allclose, np.isclose, np.array_equal,
+    np.array_equiv, np.iscomplexobj, np.isrealobj,
+}
+
+
+def numpy_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
+    """What ``Tensor.__array_ufunc__`` answers NumPy."""
+    op = UFUNCS.get(ufunc)
+    if op is not None and method == "__call__" and not kwargs:  # the usual case first: array * tensor
+        return op(*inputs)
+    name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+    if kwargs.get("out") is not None:
+        raise TypeError(
+            f"{name}(..., out=...) would write into an array in place, outside the graph, so "
+            "Tensor.__array_ufunc__ refuses it: write a = a + t to get a Tensor, or use t.data "
+            "for the values alone (no gradient)"
+        )
+    if method == "__call__" and ufunc in QUESTION_UFUNCS:
+        return ufunc(*_values(inputs), **kwargs)
+    if op is None or method != "__call__":
+        raise _unsupported(name)
+    raise TypeError(f"{name} on a Tensor takes no keyword arguments, got {', '.join(kwargs)}")
+
+
+def numpy_function(function: Any, types: tuple[type, ...], args: tuple, kwargs: dict) -> Any:
+    """What ``Tensor.__array_function__`` answers NumPy."""
+    if not all(issubclass(t, (Tensor, np.ndarray)) for t in types):
+        return NotImplemented  # another library's arrays: let them answer
+    if function in QUESTION_FUNCTIONS:
+        return function(*_values(args), **_values(kwargs))
+    name = f"{function.__module__.replace('numpy', 'np', 1)}.{function.__name__}"
+    op = FUNCTIONS.get(function)
+    if op is None:
+        raise _unsupported(name)
+    arguments = inspect.signature(function).bind(*args, **kwargs).arguments  # NumPy's own errors
+    supported = inspect.signature(op).parameters
+    refused = [key for key, value in arguments.items() if key not in supported and not _is_default(function, key, value)]
+    if refused:
+        raise TypeError(
+            f"{name} on a Tensor supports {', '.join(supported)} only, not {', '.join(key + '=' for key in refused)}"
+        )
+    return op(**{key: value for key, value in arguments.items() if key in supported})
+
+
+def _is_default(function: Any, key: str, value: Any) -> bool:
+    parameter = inspect.signature(function).parameters[key]
+    if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+        return not value
+    default = parameter.default
+    return value is default or (isinstance(default, str) and value == default)
+
+
+def _values(value: Any) -> Any:
+    """``value`` with every Tensor in it (also in lists, tuples and dicts) replaced by its array."""
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, (list, tuple)):
+        return type(value)(_values(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _values(item) for key, item in value.items()}
+    return value
+
+
+def _unsupported(name: str) -> TypeError:
+    return TypeError(
+        f"{name} does not support Tensors: it would compute on the values alone and drop the "
+        "graph, so no gradient would flow through it. Use a Tensor op (docs/library.md lists "
+        "them), or pass t.data for a plain array, without gradient"
+    )

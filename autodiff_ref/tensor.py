@@ -51,6 +51,12 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """A fresh NumPy array from ``data``; integer and boolean data become float64."""
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)) and _holds_graph_tensor(data):
+        raise TypeError(
+            "a list of Tensors that are part of a graph (they require grad) would become plain "
+            "numbers here and lose the graph: join them with autodiff_ref.stack(...) to keep the "
+            "gradients, or pass t.detach() (or t.data) to drop them on purpose"
+        )
     try:
         array = np.array(data, dtype=dtype)
     except (TypeError, ValueError) as error:
@@ -64,6 +70,23 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if dtype is None and array.dtype.kind in "biu":
         array = array.astype(np.float64)
     return array
+
+
+_PLAIN_NUMBERS = {float, int, bool}
+
+
+def _holds_graph_tensor(items: list | tuple) -> bool:
+    """Whether a (nested) list or tuple holds a Tensor that requires grad. The set of the items'
+    types is found at C speed: a list of numbers costs a fraction of its conversion to an array."""
+    kinds = set(map(type, items))
+    if kinds <= _PLAIN_NUMBERS:  # the usual list, answered in a few hundred nanoseconds
+        return False
+    if any(issubclass(kind, Tensor) for kind in kinds):
+        if any(isinstance(item, Tensor) and item.requires_grad for item in items):
+            return True
+    if list in kinds or tuple in kinds:
+        return any(_holds_graph_tensor(item) for item in items if type(item) in (list, tuple))
+    return False
 
 
 def _from_op(data: np.ndarray, op: Function | None, inputs: tuple[Tensor, ...]) -> Tensor:
@@ -91,9 +114,6 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "created", "__weakref__")
-
-    # NumPy defers to our reflected operators, so `array + tensor` is a Tensor, not an array of them.
-    __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         array = _to_array(data, dtype)
@@ -319,6 +339,96 @@ class Tensor:
     def astype(self, dtype: Any) -> Tensor:
         return ops.cast(self, dtype)
 
+    # -- the rest of the Tensor API: more ops, comparisons, NumPy's functions --------------------
+    def sin(self) -> Tensor:
+        return ops.sin(self)
+
+    def cos(self) -> Tensor:
+        return ops.cos(self)
+
+    def __abs__(self) -> Tensor:
+        return ops.Abs()(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.min(self, axis, keepdims)
+
+    def prod(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.prod(self, axis, keepdims)
+
+    def var(self, axis: int | tuple[int, ...] | None = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+        return ops.var(self, axis, ddof, keepdims)
+
+    def std(self, axis: int | tuple[int, ...] | None = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+        return ops.std(self, axis, ddof, keepdims)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        return ops.argmax(self, axis, keepdims)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        return ops.argmin(self, axis, keepdims)
+
+    def clip(self, a_min: Any = None, a_max: Any = None) -> Tensor:
+        return ops.clip(self, a_min, a_max)
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return ops.squeeze(self, axis)
+
+    def expand_dims(self, axis: int | tuple[int, ...]) -> Tensor:
+        return ops.expand_dims(self, axis)
+
+    def flatten(self) -> Tensor:
+        return ops.flatten(self)
+
+    def split(self, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+        return ops.split(self, indices_or_sections, axis)
+
+    # Comparisons are elementwise, as in NumPy, and give NumPy bool arrays: masks for indexing and
+    # np.where, which have no gradient. Only == and != fall back to identity, for what is not a
+    # number or array (t == None is False).
+    def __eq__(self, other: Any) -> Any:
+        return _compare(np.equal, self, other)
+
+    def __ne__(self, other: Any) -> Any:
+        return _compare(np.not_equal, self, other)
+
+    def __lt__(self, other: Any) -> Any:
+        return _compare(np.less, self, other)
+
+    def __le__(self, other: Any) -> Any:
+        return _compare(np.less_equal, self, other)
+
+    def __gt__(self, other: Any) -> Any:
+        return _compare(np.greater, self, other)
+
+    def __ge__(self, other: Any) -> Any:
+        return _compare(np.greater_equal, self, other)
+
+    # Defining __eq__ would drop the hash: a Tensor stays usable in sets and as a dict key, by
+    # identity (the engine keys its own dicts by id(tensor) anyway).
+    __hash__ = object.__hash__
+
+    # NumPy's functions and ufuncs given a Tensor run the Tensor op, or raise; see the end of ops.py.
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        op = _OPERATOR_UFUNCS.get(ufunc)
+        if op is not None and method == "__call__" and not kwargs:
+            return op(*inputs)  # `array * tensor`, as fast as `tensor * array`
+        return ops.numpy_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: tuple[type, ...], args: tuple, kwargs: dict) -> Any:
+        return ops.numpy_function(func, types, args, kwargs)
+
+
+def _compare(ufunc: np.ufunc, tensor: Tensor, other: Any) -> Any:
+    """``ufunc`` (a comparison) on the values, or NotImplemented for what is not a number or array."""
+    if isinstance(other, Tensor):
+        other = other.data
+    elif not isinstance(other, (numbers.Number, np.ndarray, np.generic, list, tuple)):
+        return NotImplemented
+    return ufunc(tensor.data, other)
+
 
 class Function:
     """One differentiable operation.
@@ -384,9 +494,12 @@ def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
         if isinstance(value, Tensor) and value.data.dtype.kind == "f":
             like = value.data.dtype
             break
+    # A bool array (a mask, as a comparison gives) stays bool: NumPy promotes it to the other
+    # operand's dtype, so that x * (x > 0) keeps float32, as float64 ones and zeros would not.
     return tuple(
         v if isinstance(v, Tensor)
-        else _from_op(np.asarray(v, dtype=like) if like is not None and isinstance(v, numbers.Real) else _to_array(v), None, ())
+        else _from_op(np.asarray(v, dtype=like), None, ()) if like is not None and isinstance(v, numbers.Real)
+        else _from_op(v.copy() if type(v) is np.ndarray and v.dtype == bool else _to_array(v), None, ())
         for v in values
     )
 
@@ -519,3 +632,38 @@ from . import ops  # noqa: E402  -- ops needs Tensor and Function, defined above
 # The operators call one shared instance of each op rather than making one per call: these ops
 # keep no settings and no state, and a new instance per op is a cost that shows on small arrays.
 _ADD, _SUB, _MUL, _DIV, _POW, _MATMUL, _NEG = ops.Add(), ops.Sub(), ops.Mul(), ops.Div(), ops.Pow(), ops.MatMul(), ops.Neg()
+_OPERATOR_UFUNCS = {np.add: _ADD, np.subtract: _SUB, np.multiply: _MUL, np.divide: _DIV, np.power: _POW, np.matmul: _MATMUL}
+
+
+# -- constructors -----------------------------------------------------------------------------------
+def zeros(*shape: Any, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return Tensor(np.zeros(_shape(shape), dtype), requires_grad=requires_grad, dtype=dtype)
+
+
+def ones(*shape: Any, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones: ``ones(2, 3)`` or ``ones((2, 3))``."""
+    return Tensor(np.ones(_shape(shape), dtype), requires_grad=requires_grad, dtype=dtype)
+
+
+def randn(*shape: Any, rng: Any = None, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples. ``rng`` is a ``np.random.Generator`` or a seed; without one the
+    numbers differ on every call."""
+    samples = np.random.default_rng(rng).standard_normal(_shape(shape), dtype=dtype)
+    return Tensor(samples, requires_grad=requires_grad, dtype=dtype)
+
+
+def rand(*shape: Any, rng: Any = None, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1). ``rng`` is a ``np.random.Generator`` or a seed."""
+    samples = np.random.default_rng(rng).random(_shape(shape), dtype=dtype)
+    return Tensor(samples, requires_grad=requires_grad, dtype=dtype)
+
+
+def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    """A constructor's shape, given as separate sizes or as one tuple or list."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for size in shape:
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 0:
+            raise TypeError(f"a shape is made of sizes, whole numbers >= 0; got {size!r} in {shape}")
+    return tuple(int(size) for size in shape)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import autodiff_ref as ad
 from autodiff_ref import Tensor, grad
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; it is only needed for this optional comparison")
@@ -21,6 +22,7 @@ def sample(shape: tuple[int, ...], rng: np.random.Generator, domain: str = "real
 
 INDEX = np.array([0, 2, 0, 1])
 LABELS = np.array([0, 2, 1, 1, 0])
+WHERE_MASK = np.array([[True, False, True], [False, False, True]])
 
 # name: (ours, theirs or None when the same expression works for both, [(shape, domain) per input])
 CASES = {
@@ -78,6 +80,58 @@ CASES = {
         lambda a: a.broadcast_to((4, 2, 3)) * torch.arange(24.0, dtype=torch.float64).reshape(4, 2, 3),
         [((2, 1), "real")],
     ),
+    "sin, cos, abs() and unary +": (
+        lambda a: a.sin() * a.cos() + abs(a) - (+a),
+        None,
+        [((2, 3), "real")],
+    ),
+    "maximum and minimum, broadcast": (
+        lambda a, b: ad.maximum(a, b) * ad.minimum(b, a) + ad.maximum(a, 0.5),
+        lambda a, b: torch.maximum(a, b) * torch.minimum(b, a) + torch.clamp(a, min=0.5),
+        [((2, 3), "real"), ((3,), "real")],
+    ),
+    "where, broadcast": (
+        lambda a, b: ad.where(WHERE_MASK, a * a, b),
+        lambda a, b: torch.where(torch.from_numpy(WHERE_MASK), a * a, b),
+        [((2, 1), "real"), ((3,), "real")],
+    ),
+    "clip, with tensor bounds": (
+        lambda a, low, high: a.clip(-1.0, 1.0) + (a * 2).clip(low, high),
+        lambda a, low, high: torch.clamp(a, -1.0, 1.0) + torch.clamp(a * 2, min=low, max=high),
+        [((2, 3), "real"), ((2, 3), "real"), ((2, 3), "positive")],
+    ),
+    "min over axes": (
+        lambda a: a.min(axis=(0, -1)) + a.min(axis=1, keepdims=True).sum() + a.min(),
+        lambda a: torch.amin(a, dim=(0, -1)) + torch.amin(a, dim=1, keepdim=True).sum() + a.min(),
+        [((2, 3, 4), "real")],
+    ),
+    "var and std": (
+        lambda a: a.var(axis=(0, 2)) + a.std(axis=1, ddof=1, keepdims=True).sum() + a.var(ddof=1) * a.std(),
+        lambda a: torch.var(a, dim=(0, 2), correction=0) + torch.std(a, dim=1, correction=1, keepdim=True).sum()
+        + torch.var(a, correction=1) * torch.std(a, correction=0),
+        [((2, 3, 4), "real")],
+    ),
+    "prod": (
+        lambda a: a.prod(axis=1) + a.prod(axis=-1, keepdims=True).sum() + a.prod(),
+        lambda a: torch.prod(a, dim=1) + torch.prod(a, dim=-1, keepdim=True).sum() + a.prod(),
+        [((2, 3, 2), "real")],
+    ),
+    "concatenate, stack and split": (
+        lambda a, b: ad.concatenate(
+            [ad.stack([a, a * 2], axis=1).flatten()]
+            + [piece.flatten() * (i + 1) for i, piece in enumerate(ad.concatenate([a, b], axis=-1).split([1, 4], axis=1))]
+        ),
+        lambda a, b: torch.cat(
+            [torch.stack([a, a * 2], dim=1).flatten()]
+            + [piece.flatten() * (i + 1) for i, piece in enumerate(torch.tensor_split(torch.cat([a, b], dim=-1), [1, 4], dim=1))]
+        ),
+        [((2, 3), "real"), ((2, 2), "real")],
+    ),
+    "squeeze, expand_dims, flatten": (
+        lambda a: a.squeeze(1).expand_dims(-1) * a.squeeze().expand_dims((0, 2)) + a.flatten().sum(),
+        lambda a: a.squeeze(1).unsqueeze(-1) * a.squeeze().unsqueeze(0).unsqueeze(2) + a.flatten().sum(),
+        [((3, 1, 2), "real")],
+    ),
     "a small classifier's loss": (
         lambda X, W1, b1, W2: -(
             ((X @ W1 + b1).tanh() @ W2).log_softmax(axis=1)[np.arange(5), LABELS]
@@ -129,3 +183,41 @@ def test_hessian_vector_product_matches_torch():
     (first,) = torch.autograd.grad(their_loss, W_torch, create_graph=True)
     (theirs,) = torch.autograd.grad((first * torch.from_numpy(V)).sum(), W_torch)
     np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("values", [
+    [[2.0, 0.0, 3.0], [0.0, 0.0, 5.0]],
+    [[0.0, 0.0, 0.0], [1.5, -2.0, 0.0]],
+], ids=["one and two zeros per row", "three zeros and one"])
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_prod_with_zeros_first_and_second_derivatives_match_torch(values, axis):
+    a = np.array(values)
+    v = np.random.default_rng(2).standard_normal(a.shape)
+    f = (lambda t: t.prod()) if axis is None else (lambda t: t.prod(axis=axis).sum())
+    ours_first = grad(f)(Tensor(a))
+    ours_second = grad(lambda t: (grad(f)(t) * v).sum())(Tensor(a))
+
+    x = torch.tensor(a, requires_grad=True)
+    total = x.prod() if axis is None else x.prod(dim=axis).sum()
+    (first,) = torch.autograd.grad(total, x, create_graph=True)
+    (second,) = torch.autograd.grad((first * torch.from_numpy(v)).sum(), x)
+    np.testing.assert_allclose(ours_first.data, first.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours_second.data, second.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_ties_and_bounds_split_and_pass_gradients_as_torch_does():
+    a = np.array([1.0, 2.0, 3.0, -1.0])
+    b = np.array([1.0, 0.0, 3.0, 5.0])
+    for ours, theirs in (
+        (lambda x, y: ad.maximum(x, y), torch.maximum),
+        (lambda x, y: ad.minimum(x, y), torch.minimum),
+        (lambda x, y: x.clip(-1.0, 3.0) + y.clip(1.0, 3.0), lambda x, y: torch.clamp(x, -1.0, 3.0) + torch.clamp(y, 1.0, 3.0)),
+        (lambda x, y: ad.stack([x, y]).max(axis=0) + ad.stack([x, y]).min(axis=0),
+         lambda x, y: torch.stack([x, y]).amax(dim=0) + torch.stack([x, y]).amin(dim=0)),
+    ):
+        x, y = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+        ours(x, y).sum().backward()
+        xt, yt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+        theirs(xt, yt).sum().backward()
+        np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(y.grad, yt.grad.numpy(), rtol=1e-12)

@@ -457,13 +457,6 @@ def test_right_numbers_in_the_wrong_shape():
      "undo the permutation instead, with its inverse np.argsort(axes) = (2, 0, 1)"),
     (ops.Max, lambda self, g, node: (g.reshape(3, 1).broadcast_to((3, 4)),), [(3, 4)], {"axis": 1},
      "only the elements that are the maximum affect the output"),
-    # Tensor has no elementwise ==: the mask is one False, broadcast or not.
-    (ops.Max, lambda self, g, node: (g.reshape(3, 1) * (node.inputs[0] == node.reshape(3, 1)),), [(3, 4)],
-     {"axis": 1}, "has shape (3, 1), expected shape (3, 4).\n  Hint: the gradient is all zeros, as from a mask of all "
-                  "zeros: == on Tensors is not elementwise"),
-    (ops.Max, lambda self, g, node: ((g.reshape(3, 1) * Tensor(node.inputs[0].data == node.reshape(3, 1)))
-                                     .broadcast_to((3, 4)),), [(3, 4)], {"axis": 1},
-     "compare the arrays, a.data == node.data.reshape((3, 1))"),
     (ops.Sum, lambda self, g, node: (g.reshape(3, 1),), [(3, 4)], {"axis": 1},
      "(3, 1) is the kept shape, the output's shape with keepdims=True: now broadcast_to((3, 4))"),
     (ops.Max, lambda self, g, node: (g.reshape(3, 1),), [(3, 4)], {"axis": 1},
@@ -471,6 +464,16 @@ def test_right_numbers_in_the_wrong_shape():
 ])
 def test_hints_for_one_ops_usual_slips(op, backward, shapes, kwargs, hint):
     assert hint in failure(broken(op, backward=backward), shapes, kwargs=kwargs)
+
+
+@pytest.mark.parametrize("backward", [
+    lambda self, g, node: (g.reshape(3, 1) * (node.inputs[0] == node.reshape(3, 1)),),
+    lambda self, g, node: ((g.reshape(3, 1) * Tensor(node.inputs[0].data == node.reshape(3, 1))).broadcast_to((3, 4)),),
+])
+def test_a_max_mask_from_comparing_tensors_is_right(backward, capsys):
+    # == on Tensors is elementwise, as in NumPy: these masks are right (they were one False once).
+    check_function(broken(ops.Max, backward=backward), [(3, 4)], kwargs={"axis": 1})
+    assert "backward matches numeric gradients" in capsys.readouterr().out
 
 
 def test_mean_without_the_division():
