@@ -18,65 +18,96 @@ from autodiff_ref.grading.preprocessors import bound_names, put_back_deleted, ta
 
 
 @pytest.fixture
-def guarded():
-    integrity.snapshot()
-    yield
-    integrity.restore()  # whatever a failing test left replaced
+def guard():
+    guard = integrity.snapshot()
+    yield guard
+    guard.restore()  # whatever a failing test left replaced
 
 
-def test_nothing_to_put_back_when_nothing_was_replaced(guarded):
-    assert integrity.restore() == []
+def test_nothing_to_put_back_when_nothing_was_replaced(guard):
+    assert guard.restore() == []
 
 
-def test_replaced_numpy_comparisons_and_checks_are_put_back(guarded):
+def test_replaced_numpy_comparisons_and_checks_are_put_back(guard):
     allclose, check_function = np.allclose, autodiff_ref.testing.check_function
     np.allclose = lambda *args, **kwargs: True
     np.testing.assert_allclose = lambda *args, **kwargs: None
     autodiff_ref.testing.check_function = lambda *args, **kwargs: None
-    put_back = integrity.restore()
+    put_back = guard.restore()
     assert {"numpy.allclose", "numpy.testing.assert_allclose", "autodiff_ref.testing.check_function"} <= set(put_back)
     assert np.allclose is allclose and autodiff_ref.testing.check_function is check_function
     assert not np.allclose(1.0, 2.0)
 
 
-def test_a_replaced_function_body_is_put_back(guarded):
+def test_a_replaced_function_body_is_put_back(guard):
     from autodiff_ref.testing import core
 
     code = core.assert_close.__code__
     core.assert_close.__code__ = (lambda *args, **kwargs: None).__code__
-    assert integrity.restore() == ["autodiff_ref.testing.core.assert_close.__code__"]
+    assert guard.restore() == ["autodiff_ref.testing.core.assert_close.__code__"]
     assert core.assert_close.__code__ is code
 
 
-def test_a_replaced_method_of_an_autodiff_ref_class_is_put_back(guarded):
+def test_a_replaced_method_of_an_autodiff_ref_class_is_put_back(guard):
     from autodiff_ref import Tensor
 
     backward = Tensor.backward
     Tensor.backward = lambda self, *args, **kwargs: None
-    assert "autodiff_ref.tensor.Tensor.backward" in integrity.restore()
+    assert "autodiff_ref.tensor.Tensor.backward" in guard.restore()
     assert Tensor.backward is backward
 
 
-def test_a_rebound_name_from_a_read_only_cell_is_put_back(guarded):
+def test_a_rebound_name_from_a_read_only_cell_is_put_back(guard):
     namespace = vars(sys.modules["__main__"])
     namespace["check_function"] = autodiff_ref.testing.check_function
     try:
-        integrity.record(["check_function", "not_defined_anywhere"])
+        guard.record(["check_function", "not_defined_anywhere"])
         namespace["check_function"] = print
-        assert integrity.restore() == ["the notebook's name check_function"]
+        assert guard.restore() == ["the notebook's name check_function"]
         assert namespace["check_function"] is autodiff_ref.testing.check_function
     finally:
         namespace.pop("check_function", None)
-        integrity._bound_by_fixed_cells.clear()
 
 
-def test_data_is_left_alone(guarded):
+def test_data_is_left_alone(guard):
     before = np.pi
     np.pi = 3.0
     try:
-        assert integrity.restore() == []
+        assert guard.restore() == []
     finally:
         np.pi = before
+
+
+def test_replacing_this_module_s_functions_does_not_switch_the_guard_off(guard):
+    """The attack of issue #16: make restore a no-op, then replace a check."""
+    real_snapshot, check_function = integrity.snapshot, autodiff_ref.testing.check_function
+    integrity.snapshot = integrity._restore_shell = lambda *args, **kwargs: []
+    autodiff_ref.testing.check_function = print
+    put_back = guard.restore()
+    assert {"autodiff_ref.grading.integrity.snapshot", "autodiff_ref.testing.check_function"} <= set(put_back)
+    assert integrity.snapshot is real_snapshot and autodiff_ref.testing.check_function is check_function
+
+
+def test_replacing_the_guard_s_own_code_is_undone(guard):
+    def closure_doing_nothing(bound_by_fixed_cells):
+        def record(names):
+            return bound_by_fixed_cells
+        return record
+
+    real_code = guard.record.__code__
+    guard.record.__code__ = closure_doing_nothing({}).__code__  # Python checks only the closure's size
+    assert "autodiff_ref.grading.integrity.snapshot.<locals>.record.__code__" in guard.restore()
+    assert guard.record.__code__ is real_code
+
+
+def test_install_puts_the_guard_under_the_name_it_is_given():
+    import builtins
+
+    integrity.install("_guard_for_this_test")
+    try:
+        assert builtins._guard_for_this_test.restore() == []
+    finally:
+        del builtins._guard_for_this_test
 
 
 def notebook(*grade_ids: str, sources: dict[str, str] | None = None) -> nbformat.NotebookNode:

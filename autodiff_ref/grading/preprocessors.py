@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,29 +118,32 @@ class GuardedExecute(Execute):
             return super().preprocess_cell(cell, resources, index)
         self._running_cell = index
         if self._guarded is None:
-            self._guarded = self._run_hidden("snapshot()") is not None
+            # The guard is reached under a name made up for this run, never through a module
+            # attribute that a cell could replace (see integrity's docstring).
+            self._guard = f"_autodiff_grading_guard_{secrets.token_hex(8)}"
+            install = f"__import__('autodiff_ref.grading.integrity', fromlist=['install']).install({self._guard!r})"
+            self._guarded = self._run_hidden(install) is not None
             if not self._guarded:
                 self.log.warning("Grading guard unavailable: is autodiff_ref installed in the grading kernel?")
         put_back = None
         if self._guarded and is_test_cell(cell):
-            put_back = self._run_hidden("restore()")
+            put_back = self._run_hidden(f"{self._guard}.restore()")
         cell, resources = super().preprocess_cell(cell, resources, index)
         if self._guarded and is_test_cell(cell):
             self._note_put_back(cell, _as_list(put_back))
         if self._guarded and is_fixed_cell(cell):
             names = bound_names(cell.source)
             if names:
-                self._run_hidden(f"record({names!r})")
+                self._run_hidden(f"{self._guard}.record({names!r})")
         return cell, resources
 
-    def _run_hidden(self, call: str) -> str | None:
-        """Evaluate ``autodiff_ref.grading.integrity.<call>`` in the kernel, outside the notebook: the text
-        of its result, or None if it failed.
+    def _run_hidden(self, expression: str) -> str | None:
+        """Evaluate ``expression`` in the kernel, outside the notebook: the text of its result, or
+        None if it failed.
 
         It goes in as a "user expression" of an empty, silent request, so neither the notebook's
         history nor any input transformer the notebook installed ever sees it.
         """
-        expression = f"__import__('autodiff_ref.grading.integrity', fromlist=['integrity']).{call}"
         request = self.kc.execute("", silent=True, store_history=False, user_expressions={"result": expression})
         result = self.wait_for_reply(request)["content"].get("user_expressions", {}).get("result", {})
         return result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
