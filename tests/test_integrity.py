@@ -14,7 +14,7 @@ import pytest
 
 import autodiff_ref.testing
 from autodiff_ref.grading import integrity
-from autodiff_ref.grading.preprocessors import bound_names, put_back_deleted, tampering
+from autodiff_ref.grading.preprocessors import bound_names, keep_only_handed_out_grading, put_back_deleted, tampering
 
 
 @pytest.fixture
@@ -117,6 +117,8 @@ def notebook(*grade_ids: str, sources: dict[str, str] | None = None) -> nbformat
         answer = grade_id.startswith("answer")
         cell.metadata["nbgrader"] = {"grade_id": grade_id, "locked": not answer, "solution": answer,
                                      "grade": grade_id.startswith("test")}
+        if grade_id.startswith("test"):
+            cell.metadata["nbgrader"]["points"] = 2
         cells.append(cell)
     return nbformat.v4.new_notebook(cells=cells)
 
@@ -148,3 +150,21 @@ def test_bound_names_reads_imports_and_assignments_past_magics():
     source = "%matplotlib inline\nimport numpy as np\nfrom autodiff_ref.testing import (\n    check_function,\n)\nx = 1\nf(x)"
     assert bound_names(source) == ["np", "check_function", "x"]
     assert bound_names("def broken(:\n") == []
+
+
+def test_graded_cells_and_points_the_course_did_not_hand_out_count_for_nothing():
+    learner = notebook(*HANDED_OUT, "test_bonus")
+    learner.cells[-1].metadata["nbgrader"]["points"] = 50
+    learner.cells[2].metadata["nbgrader"]["points"] = 20  # test_a
+    learner.cells[1].metadata["nbgrader"].update(grade=True, points=10)  # answer_a made a graded cell
+    changes = keep_only_handed_out_grading(learner, notebook(*HANDED_OUT))
+    assert changes == [
+        "cell answer_a's grade was changed from False to True; the course's value counts",
+        "cell answer_a's points was changed from None to 10; the course's value counts",
+        "cell test_a's points was changed from 2 to 20; the course's value counts",
+        "cell test_bonus worth 50 points is not in the course's notebook; it was graded as an ordinary cell",
+    ]
+    assert learner.cells[1].metadata["nbgrader"] == notebook(*HANDED_OUT).cells[1].metadata["nbgrader"]
+    assert learner.cells[2].metadata["nbgrader"]["points"] == 2
+    assert "nbgrader" not in learner.cells[-1].metadata
+    assert keep_only_handed_out_grading(notebook(*HANDED_OUT), notebook(*HANDED_OUT)) == []

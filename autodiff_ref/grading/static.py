@@ -43,6 +43,7 @@ from nbformat import NotebookNode
 ALLOWED_MODULES = frozenset({
     "numpy", "math", "cmath", "functools", "itertools", "collections", "dataclasses", "typing",
     "numbers", "abc", "enum", "random", "statistics", "fractions", "decimal", "heapq", "bisect", "copy",
+    "time",
 })
 # Modules that hand out the interpreter, other threads or processes, or files: naming one that a
 # read-only cell imported (01 imports inspect and sys), or reaching one as an attribute
@@ -108,6 +109,10 @@ def parse_cell(source: str) -> ast.Module | None:
     does not parse (it fails when it runs, and needs no finding)."""
     from IPython.core.inputtransformer2 import TransformerManager
 
+    try:
+        return ast.parse(source)  # plain Python: line numbers as in the cell
+    except SyntaxError:
+        pass
     try:
         return ast.parse(TransformerManager().transform_cell(source))
     except SyntaxError:
