@@ -441,7 +441,7 @@ def test_audit_lists_exactly_the_submissions_to_look_at(graded_class, capsys):
         "the kernel died in evaluate; nothing after it ran",
     ]
     assert found["uses_reference", TENSOR_OPS] == [
-        "sub_mul, line 14: imports autodiff_ref.ops, which no answer here needs (the cell did not run and scored 0)"]
+        "sub_mul, line 14: imports autodiff_ref.ops, which no answer here needs (refused: the cell did not run)"]
     assert found["reordered", BROKEN] == found["not_json", BROKEN] == ["not graded: the autograde log says why"]
 
     assert check_main(["audit", str(graded_class.course)]) == 1
@@ -589,13 +589,14 @@ ATTACKS = {
         ["add, line 2: imports autodiff_ref.grading.integrity", "uses setattr with a computed name"]),
     ("threads", SCALAR): Attack(
         _answers(SCALAR, backward=THREAD_BACKWARD), {"test_backward", "test_backward_with_your_ops"},
-        ["backward, line 2: imports threading, which no answer here needs (the cell did not run and scored 0)"]),
+        ["backward, line 2: imports threading, which no answer here needs (refused: the cell did not run)"]),
     ("copies_reference", TENSOR_OPS): Attack(
         _answers(TENSOR_OPS, sub_mul=EXEC_SUB_MUL, unbroadcast=EXEC_UNBROADCAST),
-        {"test_sub", "test_mul", "test_unbroadcast", "test_binary_ops_broadcast"},
+        # and the later tests whose ops use Sub, Mul and unbroadcast
+        {"test_sub", "test_mul", "test_unbroadcast", "test_binary_ops_broadcast", "test_broadcast_to", "test_matmul"},
         ["sub_mul, line 2: imports inspect", "sub_mul, line 4: uses exec", "unbroadcast, line 4: uses exec"]),
     ("threads", TENSOR_OPS): Attack(
-        _answers(TENSOR_OPS, div_pow=THREAD_DIV_POW), {"test_div", "test_pow"},
+        _answers(TENSOR_OPS, div_pow=THREAD_DIV_POW), {"test_div", "test_pow", "test_binary_ops_broadcast"},
         ["div_pow, line 2: imports concurrent.futures"]),
     ("copies_reference", BACKWARD_PASS): Attack(
         _answers(BACKWARD_PASS, topological_order=EXEC_TOPOLOGICAL_ORDER, gradcheck=EXEC_GRADCHECK),

@@ -14,7 +14,13 @@ import pytest
 
 import autodiff_ref.testing
 from autodiff_ref.grading import integrity
-from autodiff_ref.grading.preprocessors import bound_names, keep_only_handed_out_grading, put_back_deleted, tampering
+from autodiff_ref.grading.preprocessors import (
+    audit,
+    bound_names,
+    keep_only_handed_out_grading,
+    put_back_deleted,
+    tampering,
+)
 
 
 @pytest.fixture
@@ -168,3 +174,41 @@ def test_graded_cells_and_points_the_course_did_not_hand_out_count_for_nothing()
     assert learner.cells[2].metadata["nbgrader"]["points"] == 2
     assert "nbgrader" not in learner.cells[-1].metadata
     assert keep_only_handed_out_grading(notebook(*HANDED_OUT), notebook(*HANDED_OUT)) == []
+
+
+def _graded_course(folder, sandbox: str | None):
+    """A course folder with one graded notebook, whose metadata records ``sandbox`` if given."""
+    learner = notebook(*HANDED_OUT)
+    if sandbox is not None:
+        learner.metadata["autodiff_grading"] = {"sandbox": sandbox}
+    for kind in ("submitted", "autograded"):
+        (folder / kind / "ann" / "a").mkdir(parents=True)
+        nbformat.write(learner, folder / kind / "ann" / "a" / "a.ipynb")
+    return folder
+
+
+@pytest.mark.parametrize(("sandbox", "found"), [("off", ["graded without the sandbox (the instructor switched it off)"]),
+                                                ("bubblewrap", []), (None, [])])
+def test_audit_names_notebooks_graded_without_the_sandbox(tmp_path, sandbox, found):
+    count, findings = audit(_graded_course(tmp_path, sandbox))
+    assert count == 1 and [finding.what for finding in findings] == found
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # the gradebook built by hand below
+def test_audit_names_scores_above_the_maximum_and_extra_credit(tmp_path):
+    from nbgrader.api import Gradebook
+
+    course = _graded_course(tmp_path, None)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        gradebook.add_assignment("a")
+        gradebook.add_student("ann")
+        gradebook.add_notebook("a", "a")
+        for grade_id in ("test_a", "test_b"):
+            gradebook.add_grade_cell(grade_id, "a", "a", max_score=2, cell_type="code")
+        gradebook.add_submission("a", "ann")
+        gradebook.find_grade("test_a", "a", "a", "ann").auto_score = 5
+        gradebook.find_grade("test_b", "a", "a", "ann").auto_score = 2
+        gradebook.find_grade("test_b", "a", "a", "ann").extra_credit = 1
+        gradebook.db.commit()
+    assert [finding.what for finding in audit(course)[1]] == [
+        "test_a scored 5, above its maximum of 2", "test_b has 1 points of extra credit"]

@@ -416,7 +416,7 @@ def _noted(note: dict[str, Any], name: str) -> list[str]:
     if note.get("copies"):
         noted.append(f"{note['copies']} cell(s) appeared twice; the last copy of each was graded")
     noted += note.get("grading_changed", [])
-    outcome = "the cell did not run and scored 0" if note.get("refused") else "flagged only: the cell ran"
+    outcome = "refused: the cell did not run" if note.get("refused") else "flagged only: the cell ran"
     noted += [f"{flagged} ({outcome})" for flagged in note.get("flagged", [])]
     if note.get("put_back"):
         noted.append(f"before test {name}, the grader put back what the notebook replaced: {', '.join(note['put_back'])}")
@@ -447,9 +447,10 @@ def _gradebook_findings(course: Path) -> list[AuditFinding]:
                 for notebook in submission.notebooks:
                     where = (submission.student.id, assignment.name, notebook.name)
                     for grade in notebook.grades:
-                        if grade.score is not None and grade.score > grade.max_score:
+                        score = (grade.score or 0) - (grade.extra_credit or 0)  # nbgrader's score includes it
+                        if score > grade.max_score:
                             findings.append(AuditFinding(
-                                *where, f"{grade.name} scored {grade.score:g}, above its maximum of {grade.max_score:g}"))
+                                *where, f"{grade.name} scored {score:g}, above its maximum of {grade.max_score:g}"))
                         if grade.extra_credit:
                             findings.append(AuditFinding(*where, f"{grade.name} has {grade.extra_credit:g} points of extra credit"))
     return findings
