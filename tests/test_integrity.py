@@ -212,3 +212,23 @@ def test_audit_names_scores_above_the_maximum_and_extra_credit(tmp_path):
         gradebook.db.commit()
     assert [finding.what for finding in audit(course)[1]] == [
         "test_a scored 5, above its maximum of 2", "test_b has 1 points of extra credit"]
+
+
+def test_the_reference_called_from_another_thread_during_a_check_earns_nothing():
+    """Issue #16, attack 6, without the source scan: the check's watch follows new threads."""
+    import threading
+
+    from autodiff_ref import ops
+    from autodiff_ref.testing import check_unbroadcast
+    from autodiff_ref.testing.core import CheckFailure
+
+    def unbroadcast(grad, shape):
+        result = []
+        worker = threading.Thread(target=lambda: result.append(ops.unbroadcast(grad, shape)))
+        worker.start()
+        worker.join()
+        return result[0]
+
+    with pytest.raises(CheckFailure, match="calls autodiff_ref.ops.unbroadcast, the reference implementation, from another thread"):
+        check_unbroadcast(unbroadcast)
+    assert threading.getprofile() is None
