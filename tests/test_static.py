@@ -94,6 +94,32 @@ def test_each_construct_no_honest_answer_needs_is_flagged(construct):
     assert all(str(finding).startswith("topological_order, line ") for finding in found)
 
 
+# Further attacks of the same kinds: other routes to the same places.
+VARIANTS = {
+    "from importlib import import_module": "importlib",
+    "import importlib.util as util": "importlib",
+    "builtins_ = [].__class__.__base__": "__base__",
+    "modules = plt.sys.modules": "sys",
+    "load = getattr(np, 'lo' + 'ad')": "computed attribute",
+    "space = object.__getattribute__(grad, '__globals__')": "__getattribute__",
+    "space = getattr(grad, '__globals__')": "__globals__",
+    "import asyncio": "asyncio",
+    "from . import ops": ".",
+    "loader = __loader__": "__loader__",
+    "breakpoint()": "breakpoint",
+    "!ls": "get_ipython",
+    "def f(error):\n    return error.__traceback__.tb_frame.f_globals": "f_globals",
+    "result = (lambda: 0).__code__.co_consts": "co_consts",
+    "import pickle": "pickle",
+}
+
+
+@pytest.mark.parametrize("source", VARIANTS)
+def test_other_routes_to_the_same_places_are_flagged_too(source):
+    notebook = with_answer(BACKWARD_PASS, "topological_order", source)
+    assert VARIANTS[source] in {finding.construct for finding in findings(notebook, handed_out(BACKWARD_PASS))}
+
+
 HONEST = """
 import numpy as np
 from math import exp

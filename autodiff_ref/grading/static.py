@@ -191,6 +191,8 @@ def _scan(tree: ast.Module, context: _Context) -> Iterator[tuple[int, str, str]]
                 yield line, node.id, f"uses {node.id}, which {WHAT_THEY_DO[node.id]}"
             elif node.id in INTERPRETER_MODULES:
                 yield line, node.id, f"uses the module {node.id}, which no answer here needs"
+            elif node.id in INTROSPECTION_ATTRIBUTES:  # __loader__, __spec__: the cell's module globals
+                yield line, node.id, f"uses {node.id}, which reaches the interpreter's internals"
             elif node.id in context.reference_names:
                 yield line, node.id, (
                     f"uses {node.id}, the reference implementation: the exercise asks you to write it yourself")
