@@ -7,7 +7,9 @@
 notebook that was handed out (``course/``): a test or read-only cell that was edited or deleted is
 restored -- so it runs as written, hidden tests included -- and named in a *grading note* at the
 top of the autograded notebook and in nbgrader's log; a notebook whose cells were reordered is
-refused with an error that says so, and the rest of the class is graded.
+refused with an error that says so, and the rest of the class is graded. Graded cells, grade ids
+and points count only as handed out, and the learner's cells are scanned before anything runs
+(:mod:`autodiff_ref.grading.static`): a cell using what no honest answer needs does not run.
 
 :class:`GuardedExecute` is nbgrader's ``Execute`` with two changes:
 
@@ -333,7 +335,8 @@ def keep_only_handed_out_grading(nb: NotebookNode, handed_out: NotebookNode) -> 
         grade_id = metadata.get("grade_id")
         if grade_id not in original:
             points = f" worth {metadata.get('points')} points" if metadata.get("grade") else ""
-            changes.append(f"cell {grade_id}{points} is not in the course's notebook; it was graded as an ordinary cell")
+            name = f"cell {grade_id}" if grade_id else "a cell without a grade_id"
+            changes.append(f"{name}{points} is not in the course's notebook; it was graded as an ordinary cell")
             del cell.metadata["nbgrader"]
             continue
         for key in _GRADING_KEYS:
