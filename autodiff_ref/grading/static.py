@@ -270,7 +270,7 @@ COPY_MIN_STATEMENTS = 8
 
 
 class _Renamer(ast.NodeTransformer):
-    """Names and parameters become v0, v1, ... in order of first use; docstrings go."""
+    """Names and parameters become v0, v1, ... in order of first use; docstrings and annotations go."""
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
@@ -283,6 +283,12 @@ class _Renamer(ast.NodeTransformer):
 
     def visit_arg(self, node: ast.arg) -> ast.arg:
         return ast.arg(arg=self._rename(node.arg))
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        # A copy pasted into a notebook loses its annotations (``Any`` is not imported there).
+        if node.value is None:
+            return ast.Pass()
+        return self.generic_visit(ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno))
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         node.name = "f"
