@@ -53,9 +53,10 @@ pytestmark = pytest.mark.notebooks
 NOTEBOOKS = [path.parent.name for path in notebook_paths(SOLUTIONS_DIR)]
 BROKEN = "01_computational_graph"  # the notebook every kind of broken submission is tried on
 TENSOR_OPS = "05_tensor_ops"  # where a student hands in the reference Mul instead of writing it
-# The source scan refuses the answer cell that imports the reference, so Sub, written in the same
-# cell, scores nothing either.
-REFERENCE_MUL_CATCHES = {"test_sub", "test_mul", "test_binary_ops_broadcast"}
+REFERENCE_MUL_CATCHES = {"test_mul", "test_binary_ops_broadcast"}  # what the checks' own_work catches
+# The grader's source scan refuses the whole answer cell that imports the reference, so Sub,
+# written in the same cell, scores nothing either.
+REFERENCE_MUL_REFUSED = REFERENCE_MUL_CATCHES | {"test_sub"}
 # Short, so the endless loop is stopped quickly; the course's own setting is in nbgrader_config.py.
 CELL_TIMEOUT = 10
 
@@ -390,7 +391,7 @@ def test_monkeypatched_checks_are_put_back_and_earn_nothing(graded_class):
 
 
 def test_the_reference_implementation_handed_in_earns_nothing_and_says_why(graded_class):
-    expected = {g: 0 if g in REFERENCE_MUL_CATCHES else p for g, p in points_of(TENSOR_OPS).items()}
+    expected = {g: 0 if g in REFERENCE_MUL_REFUSED else p for g, p in points_of(TENSOR_OPS).items()}
     got = graded_class.grades["uses_reference", TENSOR_OPS]
     assert {grade_id: got[grade_id] for grade_id in expected} == expected
     answer = cell_with_id(graded_class.autograded("uses_reference", TENSOR_OPS), "sub_mul")
