@@ -10,7 +10,10 @@ learner notebook (zero), and one makes a single mistake in one exercise (say, a 
 gradient with its operands swapped) and must lose exactly the points of the cells that test it.
 On top of that, notebook 01 gets one student of each kind of broken or dishonest submission;
 every one of them must be graded, only the damaged cells may lose points, and grading the class a
-second time must give the same gradebook.
+second time must give the same gradebook. Notebooks 03, 05 and 06 get the attacks of issue #16
+(switching the grader's guard off, the reference's source run with exec, the reference called
+from a thread, graded cells and points of one's own): each gets nothing for what it attacks, and
+the audit names it; and the feedback of 03 must not show its hidden tests.
 """
 
 from __future__ import annotations
