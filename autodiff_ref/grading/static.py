@@ -216,14 +216,14 @@ def _scan(tree: ast.Module, context: _Context) -> Iterator[tuple[int, str, str]]
                 yield line, name.value, f"uses {node.func.id}(..., {name.value!r}), which reaches the interpreter's internals"
 
 
-def learner_cells(submitted: NotebookNode, handed_out: NotebookNode) -> Iterator[tuple[int, str, NotebookNode]]:
-    """(index, label, cell) for every code cell whose code the learner wrote: answer cells, and
+def learner_cells(submitted: NotebookNode, handed_out: NotebookNode) -> Iterator[tuple[str, NotebookNode]]:
+    """(label, cell) for every code cell whose code the learner wrote: answer cells, and
     cells they added. Read-only and test cells are left out: the grader runs the course's version."""
     fixed = _fixed_ids(handed_out)
     for index, cell in enumerate(submitted.cells):
         grade_id = _nbgrader(cell).get("grade_id")
         if cell.cell_type == "code" and grade_id not in fixed:
-            yield index, grade_id or f"cell {index} (added)", cell
+            yield grade_id or f"cell {index} (added)", cell
 
 
 def findings(submitted: NotebookNode, handed_out: NotebookNode, allowed: frozenset[str] = frozenset()) -> list[Finding]:
@@ -237,7 +237,7 @@ def findings(submitted: NotebookNode, handed_out: NotebookNode, allowed: frozens
     allowed = allowed | frozenset(_grading_metadata(handed_out).get("allow", []))
     context = _context(handed_out)
     found = []
-    for _, label, cell in learner_cells(submitted, handed_out):
+    for label, cell in learner_cells(submitted, handed_out):
         tree = parse_cell(cell.source)
         if tree is None:
             continue
@@ -253,7 +253,7 @@ def refuse(submitted: NotebookNode, handed_out: NotebookNode, found: list[Findin
     by_cell: dict[str, list[Finding]] = {}
     for finding in found:
         by_cell.setdefault(finding.cell, []).append(finding)
-    for _, label, cell in learner_cells(submitted, handed_out):
+    for label, cell in learner_cells(submitted, handed_out):
         if label not in by_cell:
             continue
         reasons = "; ".join(f"line {f.line} {f.why}" for f in by_cell[label])
@@ -327,7 +327,7 @@ def reference_copies(submitted: NotebookNode, handed_out: NotebookNode) -> list[
     """One line per function in the learner's cells that is a long function of the reference
     implementation with only its names changed."""
     copies = []
-    for _, label, cell in learner_cells(submitted, handed_out):
+    for label, cell in learner_cells(submitted, handed_out):
         tree = parse_cell(cell.source)
         for function in _functions(tree) if tree is not None else ():
             if _statements(function) < COPY_MIN_STATEMENTS:
