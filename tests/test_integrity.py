@@ -232,3 +232,23 @@ def test_the_reference_called_from_another_thread_during_a_check_earns_nothing()
     with pytest.raises(CheckFailure, match="calls autodiff_ref.ops.unbroadcast, the reference implementation, from another thread"):
         check_unbroadcast(unbroadcast)
     assert threading.getprofile() is None
+
+
+def test_feedback_shows_a_hidden_test_s_result_and_message_but_not_its_source():
+    from autodiff_ref.grading.feedback import HIDDEN_TESTS_NOTE, HideHiddenTests
+
+    def graded_test_cell():
+        cell = nbformat.v4.new_code_cell(
+            "check(f)\n    ### BEGIN HIDDEN TESTS\n    check(f, seed=11)\n    ### END HIDDEN TESTS\npassed('f')")
+        cell.outputs = [nbformat.v4.new_output(
+            "error", ename="CheckFailure", evalue="f(2) is wrong: expected 4, got 5",
+            traceback=["----> 3 check(f, seed=11)", "CheckFailure: f(2) is wrong: expected 4, got 5"])]
+        return nbformat.v4.new_notebook(cells=[cell])
+
+    hidden, _ = HideHiddenTests().preprocess(graded_test_cell(), {})
+    cell = hidden.cells[0]
+    assert cell.source == f"check(f)\n    {HIDDEN_TESTS_NOTE}\npassed('f')"
+    assert cell.outputs[0].traceback == ["CheckFailure: f(2) is wrong: expected 4, got 5"]
+    shown, _ = HideHiddenTests(show_hidden_tests=True).preprocess(graded_test_cell(), {})
+    original = graded_test_cell().cells[0]
+    assert (shown.cells[0].source, shown.cells[0].outputs) == (original.source, original.outputs)
