@@ -7,9 +7,10 @@ learner notebooks generated from them (its release directory). Collected work go
 
 import os
 
-from nbgrader.converters import Autograde
-from nbgrader.preprocessors import Execute, OverwriteCells
+from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.preprocessors import Execute, GetGrades, OverwriteCells
 
+from autodiff_ref.grading.feedback import HideHiddenTests
 from autodiff_ref.grading.preprocessors import FlagTampering, GuardedExecute
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
@@ -40,7 +41,13 @@ c.Execute.extra_arguments = ["--InlineBackend.figure_formats=set()"]
 
 # Before nbgrader restores the test cells: name edited and deleted ones in a grading note at the
 # top of the autograded notebook, put deleted ones back, and refuse a notebook whose cells were
-# reordered (that student gets an error; the class is still graded).
+# reordered (that student gets an error; the class is still graded). Graded cells, grade ids and
+# points count only as handed out. Answer cells are scanned before they run: one that uses what no
+# honest answer needs (exec, inspect, threads, sys, ...) does not run, and its exercise scores 0;
+# set refuse_flagged_code to False to run it and only name it in the grading note. A notebook
+# allows more in its metadata ("autodiff_grading": {"allow": [...]}), every notebook with this:
+c.FlagTampering.refuse_flagged_code = True
+c.FlagTampering.allowed_constructs = []
 sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
 c.Autograde.sanitize_preprocessors = [
     *sanitize[: sanitize.index(OverwriteCells)], FlagTampering, *sanitize[sanitize.index(OverwriteCells):]
@@ -51,4 +58,12 @@ c.Autograde.sanitize_preprocessors = [
 c.Autograde.autograde_preprocessors = [
     GuardedExecute if preprocessor is Execute else preprocessor
     for preprocessor in Autograde.class_traits()["autograde_preprocessors"].default()
+]
+
+# Feedback shows each hidden test's result and message, not its source (so the tests can be used
+# again next year). True shows the hidden tests in full.
+c.HideHiddenTests.show_hidden_tests = False
+feedback = GenerateFeedback.class_traits()["preprocessors"].default()
+c.GenerateFeedback.preprocessors = [
+    *feedback[: feedback.index(GetGrades) + 1], HideHiddenTests, *feedback[feedback.index(GetGrades) + 1:]
 ]

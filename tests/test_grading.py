@@ -10,7 +10,10 @@ learner notebook (zero), and one makes a single mistake in one exercise (say, a 
 gradient with its operands swapped) and must lose exactly the points of the cells that test it.
 On top of that, notebook 01 gets one student of each kind of broken or dishonest submission;
 every one of them must be graded, only the damaged cells may lose points, and grading the class a
-second time must give the same gradebook.
+second time must give the same gradebook. Notebooks 03, 05 and 06 get the attacks of issue #16
+(switching the grader's guard off, the reference's source run with exec, the reference called
+from a thread, graded cells and points of one's own): each gets nothing for what it attacks, and
+the audit names it; and the feedback of 03 must not show its hidden tests.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,7 +56,10 @@ pytestmark = pytest.mark.notebooks
 NOTEBOOKS = [path.parent.name for path in notebook_paths(SOLUTIONS_DIR)]
 BROKEN = "01_computational_graph"  # the notebook every kind of broken submission is tried on
 TENSOR_OPS = "05_tensor_ops"  # where a student hands in the reference Mul instead of writing it
-REFERENCE_MUL_CATCHES = {"test_mul", "test_binary_ops_broadcast"}
+REFERENCE_MUL_CATCHES = {"test_mul", "test_binary_ops_broadcast"}  # what the checks' own_work catches
+# The grader's source scan refuses the whole answer cell that imports the reference, so Sub,
+# written in the same cell, scores nothing either.
+REFERENCE_MUL_REFUSED = REFERENCE_MUL_CATCHES | {"test_sub"}
 # Short, so the endless loop is stopped quickly; the course's own setting is in nbgrader_config.py.
 CELL_TIMEOUT = 10
 
@@ -249,6 +257,11 @@ class GradedClass:
 def autograde(course: Path, assignment: str, *students: str) -> subprocess.CompletedProcess:
     """``nbgrader autograde``, for every student, or one process per pattern of ``students`` at once."""
     command = ("autograde", assignment, "--create", "--force", f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}")
+    if assignment == BROKEN:
+        # Notebook 01's broken students try the defences inside the kernel (putting back replaced
+        # checks, surviving a kernel death); the source scan would refuse most of them before
+        # they ran, so 01 is graded with the scan set to flag only (the instructor's switch).
+        command += ("--FlagTampering.refuse_flagged_code=False",)
     if not students:
         return nbgrader(course, *command)
     processes = [nbgrader_process(course, *command, f"--student={pattern}") for pattern in students]
@@ -275,11 +288,15 @@ def graded_class(tmp_path_factory) -> GradedClass:
     for student, submission in broken_submissions().items():
         submit(course, student, BROKEN, submission)
     submit(course, "uses_reference", TENSOR_OPS, reference_mul_notebook())
+    for (student, assignment), attack in ATTACKS.items():
+        submit(course, student, assignment, attack.notebook())
     before = file_digests(course / "submitted")
 
     logs = {assignment: autograde(course, assignment) for assignment in NOTEBOOKS}
     grades = read_gradebook(course)
     exported = exported_grades(course)
+    feedback = nbgrader(course, "generate_feedback", FEEDBACK_ASSIGNMENT, "--force")
+    assert feedback.returncode == 0, feedback.stderr
     # Grade notebook 01 again, as two processes at once on the two halves of the class (how the
     # instructor guide has a 2-core machine grade a large class): the gradebook must not change.
     autograde(course, BROKEN, "[a-m]*", "[n-z]*")
@@ -377,11 +394,11 @@ def test_monkeypatched_checks_are_put_back_and_earn_nothing(graded_class):
 
 
 def test_the_reference_implementation_handed_in_earns_nothing_and_says_why(graded_class):
-    expected = {g: 0 if g in REFERENCE_MUL_CATCHES else p for g, p in points_of(TENSOR_OPS).items()}
+    expected = {g: 0 if g in REFERENCE_MUL_REFUSED else p for g, p in points_of(TENSOR_OPS).items()}
     got = graded_class.grades["uses_reference", TENSOR_OPS]
     assert {grade_id: got[grade_id] for grade_id in expected} == expected
-    test = cell_with_id(graded_class.autograded("uses_reference", TENSOR_OPS), "test_mul")
-    assert "autodiff_ref.ops.Mul" in error_outputs(test)[0].evalue
+    answer = cell_with_id(graded_class.autograded("uses_reference", TENSOR_OPS), "sub_mul")
+    assert "imports autodiff_ref.ops, which no answer here needs" in error_outputs(answer)[0].evalue
 
 
 @pytest.mark.parametrize("student", ["reordered", "not_json"])
@@ -412,13 +429,23 @@ def test_audit_lists_exactly_the_submissions_to_look_at(graded_class, capsys):
     for finding in findings:
         found.setdefault((finding.student, finding.assignment), []).append(finding.what)
     assert set(found) == {(student, BROKEN) for student in ("test_edited_to_pass", "test_deleted", "pasted_twice",
-                                                            "monkeypatches", "kills_kernel", "reordered", "not_json")}
+                                                            "monkeypatches", "kills_kernel", "reordered", "not_json")
+                          } | {("uses_reference", TENSOR_OPS)} | set(ATTACKS)
     assert found["pasted_twice", BROKEN] == ["2 cell(s) appeared twice; the last copy of each was graded"]
     assert found["test_edited_to_pass", BROKEN] == ["test or read-only cell test_build_z was edited; the original ran"]
     assert found["test_deleted", BROKEN] == [
         "test or read-only cell test_build_z was deleted; the original was put back and ran"]
-    assert found["monkeypatches", BROKEN][0].startswith("before test test_build_z, the grader put back what")
-    assert found["kills_kernel", BROKEN] == ["the kernel died in evaluate; nothing after it ran"]
+    # Notebook 01 is graded with the source scan on flag only: what it found is listed, and what
+    # the code then did in the kernel too.
+    assert any(what.startswith("before test test_build_z, the grader put back what") for what in found["monkeypatches", BROKEN])
+    assert "build_z, line 2: imports autodiff_ref.testing, which no answer here needs (flagged only: the cell ran)" in found["monkeypatches", BROKEN]
+    assert found["kills_kernel", BROKEN] == [
+        "evaluate, line 1: imports os, which no answer here needs (flagged only: the cell ran)",
+        "evaluate, line 2: uses the module os, which no answer here needs (flagged only: the cell ran)",
+        "the kernel died in evaluate; nothing after it ran",
+    ]
+    assert found["uses_reference", TENSOR_OPS] == [
+        "sub_mul, line 14: imports autodiff_ref.ops, which no answer here needs (refused: the cell did not run)"]
     assert found["reordered", BROKEN] == found["not_json", BROKEN] == ["not graded: the autograde log says why"]
 
     assert check_main(["audit", str(graded_class.course)]) == 1
@@ -436,3 +463,227 @@ def test_grading_twice_in_parallel_gives_the_same_gradebook(graded_class):
     assert graded_class.regraded == graded_class.grades
     assert graded_class.exported_again == graded_class.exported
     assert {row["student_id"] for row in graded_class.exported} >= {"solution", "untouched", "one_mistake"}
+
+
+# --- issue #16: attacks on the grader, as real submissions -----------------------------------------
+#
+# Each attack is a submission of 03, 05 or 06 built on the solution (so that only the attacked
+# cells may lose points) or on the untouched notebook (so that every point it gets is the
+# attack's). Each gets nothing for the cells it attacks, and the audit names the student and why.
+
+FEEDBACK_ASSIGNMENT = "03_scalar_autodiff"  # graded class whose feedback must not show hidden tests
+
+# Attack 4: switch off the grader's guard, then fake every check.
+REPLACES_RESTORE = """
+import autodiff_ref.grading.integrity as integrity
+import autodiff_ref.testing as checks
+integrity.restore = integrity.snapshot = lambda *args, **kwargs: []
+for name in dir(checks):
+    if name.startswith("check") or name == "passed":
+        setattr(checks, name, lambda *args, **kwargs: None)
+check_value_op = check_backward = check_expression = passed = lambda *args, **kwargs: None
+"""
+# Attack 5: the reference's own source, run in the answer cell.
+EXEC_SUB_MUL = """
+import inspect
+from autodiff_ref import ops
+exec(inspect.getsource(ops.Sub))
+exec(inspect.getsource(ops.Mul))
+"""
+EXEC_UNBROADCAST = """
+import inspect
+from autodiff_ref.ops import unbroadcast as reference_unbroadcast
+exec(inspect.getsource(reference_unbroadcast))
+"""
+EXEC_TOPOLOGICAL_ORDER = "import inspect\nexec(inspect.getsource(reference_topological_order))\n"
+EXEC_GRADCHECK = "src = __import__('inspect').getsource(reference_gradcheck)\nexec(src)\n"
+# Attack 6: the reference, called from another thread, where the check's watch does not look.
+THREAD_BACKWARD = """
+import threading
+from autodiff_ref.scalar import Value as ReferenceValue
+
+def backward(self):
+    worker = threading.Thread(target=ReferenceValue.backward, args=(self,))
+    worker.start()
+    worker.join()
+
+Value.backward = backward
+"""
+THREAD_DIV_POW = """
+from concurrent.futures import ThreadPoolExecutor
+from autodiff_ref import ops
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, out_grad, node):
+        with ThreadPoolExecutor() as pool:
+            return pool.submit(ops.Div.backward, self, out_grad, node).result()
+
+class Pow(ops.Pow):
+    pass
+"""
+THREAD_TOPOLOGICAL_ORDER = """
+import _thread, time
+
+def topological_order(root):
+    result = []
+    _thread.start_new_thread(lambda: result.append(reference_topological_order(root)), ())
+    while not result:
+        time.sleep(0.001)
+    return result[0]
+"""
+
+
+def hand_copied_topological_order() -> str:
+    """The reference topological_order typed over with other names: it earns its points (it is
+    correct), and the audit lists it for the instructor."""
+    from autodiff_ref import graph
+    import inspect
+
+    source = inspect.getsource(graph.topological_order)
+    source = re.sub(r": (Any|list\[Any\]|set\[int\])", "", source).replace(" -> list[Any]", "")  # no Any here
+    return source.replace("stack", "todo").replace("node", "item").replace("placed", "done")
+
+
+def with_bonus_cells(assignment: str) -> nbformat.NotebookNode:
+    """Attack 7, on the untouched notebook: a graded cell of its own, more points for a test and
+    an answer cell made graded."""
+    notebook = read_notebook(notebook_file(COURSE_DIR, assignment))
+    bonus = nbformat.v4.new_code_cell("print('bonus')")
+    bonus.metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "locked": False, "points": 50,
+                                  "schema_version": 3, "solution": False, "task": False}
+    notebook.cells.append(bonus)
+    nbgrader_metadata(cell_with_id(notebook, "test_hvp"))["points"] = 100
+    nbgrader_metadata(cell_with_id(notebook, "hvp")).update(grade=True, points=10)
+    return notebook
+
+
+@dataclass
+class Attack:
+    build: object  # () -> the submitted notebook
+    attacked: set[str] | None  # test cells that must score 0 (None: every one); the others keep their points
+    reasons: list[str]  # what the audit must say, each in one of its findings for this student
+
+    def notebook(self) -> nbformat.NotebookNode:
+        return self.build()
+
+
+def _answers(assignment: str, **sources: str):
+    def build() -> nbformat.NotebookNode:
+        notebook = solved_notebook(assignment)
+        for grade_id, source in sources.items():
+            cell_with_id(notebook, grade_id).source = source
+        return notebook
+    return build
+
+
+def _untouched_with(assignment: str, grade_id: str, source: str):
+    def build() -> nbformat.NotebookNode:
+        notebook = read_notebook(notebook_file(COURSE_DIR, assignment))
+        cell_with_id(notebook, grade_id).source = source + "\n" + cell_with_id(notebook, grade_id).source
+        return notebook
+    return build
+
+
+SCALAR, BACKWARD_PASS = "03_scalar_autodiff", "06_backward_pass"
+ATTACKS = {
+    ("replaces_restore", SCALAR): Attack(
+        _untouched_with(SCALAR, "add", REPLACES_RESTORE), None,
+        ["add, line 2: imports autodiff_ref.grading.integrity", "uses setattr with a computed name"]),
+    ("threads", SCALAR): Attack(
+        _answers(SCALAR, backward=THREAD_BACKWARD), {"test_backward", "test_backward_with_your_ops"},
+        ["backward, line 2: imports threading, which no answer here needs (refused: the cell did not run)"]),
+    ("copies_reference", TENSOR_OPS): Attack(
+        _answers(TENSOR_OPS, sub_mul=EXEC_SUB_MUL, unbroadcast=EXEC_UNBROADCAST),
+        # and the later tests whose ops use Sub, Mul and unbroadcast
+        {"test_sub", "test_mul", "test_unbroadcast", "test_binary_ops_broadcast", "test_broadcast_to", "test_matmul"},
+        ["sub_mul, line 2: imports inspect", "sub_mul, line 4: uses exec", "unbroadcast, line 4: uses exec"]),
+    ("threads", TENSOR_OPS): Attack(
+        _answers(TENSOR_OPS, div_pow=THREAD_DIV_POW), {"test_div", "test_pow", "test_binary_ops_broadcast"},
+        ["div_pow, line 2: imports concurrent.futures"]),
+    ("copies_reference", BACKWARD_PASS): Attack(
+        _answers(BACKWARD_PASS, topological_order=EXEC_TOPOLOGICAL_ORDER, gradcheck=EXEC_GRADCHECK),
+        {"test_topological_order", "test_backward", "test_gradcheck"},  # backward uses topological_order
+        ["topological_order, line 1: imports inspect", "gradcheck, line 1: uses __import__"]),
+    ("threads", BACKWARD_PASS): Attack(
+        _answers(BACKWARD_PASS, topological_order=THREAD_TOPOLOGICAL_ORDER), {"test_topological_order", "test_backward"},
+        ["topological_order, line 2: imports _thread", "uses reference_topological_order, the reference"]),
+    ("hand_copied", BACKWARD_PASS): Attack(
+        _answers(BACKWARD_PASS, topological_order=hand_copied_topological_order()), set(),
+        ["copies the reference implementation: topological_order: topological_order (line 1) is "
+         "autodiff_ref.graph's topological_order with names changed"]),
+    ("bonus_cell", BACKWARD_PASS): Attack(
+        lambda: with_bonus_cells(BACKWARD_PASS), None,
+        ["cell bonus worth 50 points is not in the course's notebook",
+         "cell test_hvp's points was changed from 3 to 100", "cell hvp's grade was changed from False to True"]),
+}
+
+
+@pytest.mark.parametrize(("student", "assignment"), ATTACKS)
+def test_an_attack_gets_nothing_for_the_cells_it_attacks(graded_class, student, assignment):
+    attack = ATTACKS[student, assignment]
+    points = points_of(assignment)
+    attacked = set(points) if attack.attacked is None else attack.attacked
+    expected = {grade_id: 0 if grade_id in attacked else earned for grade_id, earned in points.items()}
+    got = graded_class.grades[student, assignment]
+    assert {grade_id: got[grade_id] for grade_id in got if grade_id != "total"} == expected
+    assert got["total"] == sum(expected.values())
+
+
+@pytest.mark.parametrize(("student", "assignment"), ATTACKS)
+def test_the_audit_names_each_attacker_and_why(graded_class, student, assignment):
+    _, findings = audit(graded_class.course)
+    said = " | ".join(f.what for f in findings if (f.student, f.assignment) == (student, assignment))
+    for reason in ATTACKS[student, assignment].reasons:
+        assert reason in said
+
+
+def test_the_grading_note_names_the_construct_and_the_cell(graded_class):
+    note = graded_class.autograded("copies_reference", TENSOR_OPS).cells[0].source
+    assert note.startswith("**Grading note.**")
+    assert "sub_mul, line 4: uses exec, which runs code from text (that cell did not run" in note
+    refused = cell_with_id(graded_class.autograded("copies_reference", TENSOR_OPS), "sub_mul")
+    assert error_outputs(refused)[0].ename == "PermissionError"
+
+
+def test_bonus_cells_are_named_without_a_raw_traceback(graded_class):
+    log = graded_class.logs[BACKWARD_PASS]
+    assert log.returncode == 0 and "NoResultFound" not in log.stderr
+    assert "cell bonus worth 50 points is not in the course's notebook" in log.stderr
+    assert "bonus" not in graded_class.grades["bonus_cell", BACKWARD_PASS]
+
+
+def test_no_score_exceeds_its_maximum_and_there_is_no_extra_credit(graded_class):
+    with Gradebook(f"sqlite:///{graded_class.course / 'gradebook.db'}") as gradebook:
+        for assignment in NOTEBOOKS:
+            for submission in gradebook.assignment_submissions(assignment):
+                for grade in submission.notebooks[0].grades:
+                    assert grade.score <= grade.max_score == points_of(assignment)[grade.name]
+                    assert not grade.extra_credit
+
+
+def _shown_text(html_file: Path) -> str:
+    """The text a student reads in a feedback page: tags and syntax highlighting removed."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_file.read_text(encoding="utf-8")))
+
+
+def test_feedback_shows_results_but_not_the_hidden_tests(graded_class):
+    instructor = read_notebook(notebook_file(SOLUTIONS_DIR, FEEDBACK_ASSIGNMENT))
+    released = json.dumps(read_notebook(notebook_file(COURSE_DIR, FEEDBACK_ASSIGNMENT)).cells)
+    hidden = [
+        line.strip() for cell in instructor.cells if is_test_cell(cell)
+        for line in cell.source.split("### BEGIN HIDDEN TESTS")[1:] for line in line.split("### END HIDDEN TESTS")[0].splitlines()
+        if line.strip() and line.strip() not in released
+    ]
+    assert hidden
+    pages = sorted((graded_class.course / "feedback").glob(f"*/{FEEDBACK_ASSIGNMENT}/*.html"))
+    assert {page.parts[-3] for page in pages} >= {"solution", "untouched", "one_mistake"}
+    for page in pages:
+        shown = _shown_text(page)
+        assert "HIDDEN TESTS" not in shown
+        assert not [line for line in hidden if line in shown], page
+        assert 'check_value_op(Value, "add")' in shown  # the visible tests are still there
+    mistake = _shown_text(graded_class.course / "feedback" / "one_mistake" / FEEDBACK_ASSIGNMENT / f"{FEEDBACK_ASSIGNMENT}.html")
+    assert "hidden tests, not shown" in mistake and "CheckFailure: " in mistake

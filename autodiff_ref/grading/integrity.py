@@ -9,6 +9,12 @@ cell. ``restore`` puts every replaced function, class and hook back as it was at
 returns what it had to put back, so the test runs against the real checks and the instructor
 learns what was replaced.
 
+The notebook's code cannot switch this off by replacing a function of this module:
+:func:`snapshot` returns a :class:`Guard` whose ``restore`` and ``record`` are closures over what it
+saved, and :func:`install` puts that guard in ``builtins`` under a name the grader makes up for each
+run (``GuardedExecute`` reaches it there, never through this module's attributes). The guard's own
+functions are part of what is saved, so replacing their code is undone too.
+
 What is guarded: the callables (functions, classes, modules) in every module of ``autodiff_ref``,
 NumPy, ``builtins``, ``math``, ``operator`` and ``sys``; the code and defaults of those functions, and
 the methods of every class defined in ``autodiff_ref``; and the IPython shell's input and AST
@@ -44,10 +50,6 @@ _getattr, _setattr, _delattr, _isinstance = getattr, setattr, delattr, isinstanc
 _list, _vars, _callable = list, vars, callable
 
 _MISSING = object()
-_saved: dict[str, Any] | None = None
-# Names that the notebook's read-only cells bound to guarded objects (``check_function``, ``np``),
-# with those objects: a learner's cell that rebinds one cannot swap out a test's helper either.
-_bound_by_fixed_cells: dict[str, Any] = {}
 
 
 def _is_guarded(value: Any) -> bool:
@@ -76,9 +78,29 @@ def _shell_classes(shell: Any) -> list[type]:
     return [cls for cls in type(shell).__mro__ if cls.__module__.split(".")[0] in ("IPython", "ipykernel")]
 
 
-def snapshot() -> None:
+class Guard:
+    """What :func:`snapshot` saved, and the two functions that use it (closures over it, so that
+    neither the saved state nor the code that puts it back is an attribute a notebook can swap)."""
+
+    __slots__ = ("restore", "record")
+
+    def __init__(self, restore: Any, record: Any) -> None:
+        self.restore, self.record = restore, record
+
+
+def install(name: str) -> None:
+    """Take a :func:`snapshot` and make it reachable as ``builtins.<name>``.
+
+    The grader calls this once, before the notebook's first cell, with a name it made up for this
+    run; it then calls ``<name>.restore()`` and ``<name>.record(...)``.
+    """
+    import builtins
+
+    _setattr(builtins, name, snapshot())
+
+
+def snapshot() -> Guard:
     """Remember the guarded functions, classes and hooks as they are now (before any learner code)."""
-    global _saved
     import autodiff_ref.testing  # noqa: F401 -- the checks the tests call: guard them too
     import numpy.testing  # noqa: F401 -- loaded lazily by NumPy, so perhaps not yet
 
@@ -100,40 +122,46 @@ def snapshot() -> None:
         function = _getattr(value, "__func__", value)  # the function inside a staticmethod or classmethod
         if _isinstance(function, types.FunctionType):
             functions[function] = tuple(_getattr(function, part) for part in _FUNCTION_PARTS)
-    _saved = {"owners": owners, "entries": entries, "functions": functions, "shell": _shell_state(shell)}
+    shell_state = _shell_state(shell)
+    # Names that the notebook's read-only cells bound to guarded objects (``check_function``,
+    # ``np``), with those objects: a learner's cell that rebinds one cannot swap out a test's helper.
+    bound_by_fixed_cells: dict[str, Any] = {}
 
+    # Held by the closure, not looked up in this module or in builtins when restore() runs.
+    get, put, namespace_of, pair_up, parts_of = _getattr, _setattr, _vars, zip, _FUNCTION_PARTS
 
-def restore() -> list[str]:
-    """Put back everything changed since :func:`snapshot`; the names of what was put back."""
-    if _saved is None:
-        raise RuntimeError("restore() needs snapshot() first")
-    changed = []
-    owners = _saved["owners"]
-    for (label, name), value in _saved["entries"].items():
-        owner = owners[label]
-        if _vars(owner).get(name) is not value:
-            _setattr(owner, name, value)
-            changed.append(f"{label}.{name}")
-    for function, parts in _saved["functions"].items():
-        for part, value in zip(_FUNCTION_PARTS, parts):
-            if _getattr(function, part) is not value:
-                _setattr(function, part, value)
-                changed.append(f"{function.__module__}.{function.__qualname__}.{part}")
-    changed += _restore_shell(_saved["shell"])
-    changed += _restore_bindings()
-    return sorted(set(changed))
+    def restore() -> list[str]:
+        """Put back everything changed since the snapshot; the names of what was put back."""
+        changed = []
+        # Module attributes first, then function code: then the helpers called below are the real ones.
+        for (label, name), value in entries.items():
+            owner = owners[label]
+            if namespace_of(owner).get(name) is not value:
+                put(owner, name, value)
+                changed.append(f"{label}.{name}")
+        for function, parts in functions.items():
+            for part, value in pair_up(parts_of, parts):
+                if get(function, part) is not value:
+                    put(function, part, value)
+                    changed.append(f"{function.__module__}.{function.__qualname__}.{part}")
+        changed += _restore_shell(shell_state)
+        changed += _restore_bindings(bound_by_fixed_cells)
+        return sorted(set(changed))
 
+    def record(names: list[str]) -> None:
+        """Remember what ``names`` are bound to in the notebook now, where they name guarded objects.
 
-def record(names: list[str]) -> None:
-    """Remember what ``names`` are bound to in the notebook now, where they name guarded objects.
+        The grader calls this after each read-only cell, with the names that cell binds.
+        """
+        namespace = _user_namespace()
+        for name in names:
+            value = namespace.get(name, _MISSING)
+            if value is not _MISSING and _is_guarded(value) and _defined_in_guarded_module(value):
+                bound_by_fixed_cells[name] = value
 
-    The grader calls this after each read-only cell, with the names that cell binds.
-    """
-    namespace = _user_namespace()
-    for name in names:
-        value = namespace.get(name, _MISSING)
-        if value is not _MISSING and _is_guarded(value) and _defined_in_guarded_module(value):
-            _bound_by_fixed_cells[name] = value
+    for function in (restore, record):  # their code is guarded like the module functions they call
+        functions[function] = tuple(_getattr(function, part) for part in _FUNCTION_PARTS)
+    return Guard(restore, record)
 
 
 def _defined_in_guarded_module(value: Any) -> bool:
@@ -141,9 +169,9 @@ def _defined_in_guarded_module(value: Any) -> bool:
     return _isinstance(module, str) and module.split(".")[0] in _GUARDED_MODULE_PREFIXES
 
 
-def _restore_bindings() -> list[str]:
+def _restore_bindings(bound_by_fixed_cells: dict[str, Any]) -> list[str]:
     namespace, changed = _user_namespace(), []
-    for name, value in _bound_by_fixed_cells.items():
+    for name, value in bound_by_fixed_cells.items():
         if namespace.get(name, _MISSING) is not value:
             namespace[name] = value
             changed.append(f"the notebook's name {name}")

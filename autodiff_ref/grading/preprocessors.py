@@ -7,7 +7,9 @@
 notebook that was handed out (``course/``): a test or read-only cell that was edited or deleted is
 restored -- so it runs as written, hidden tests included -- and named in a *grading note* at the
 top of the autograded notebook and in nbgrader's log; a notebook whose cells were reordered is
-refused with an error that says so, and the rest of the class is graded.
+refused with an error that says so, and the rest of the class is graded. Graded cells, grade ids
+and points count only as handed out, and the learner's cells are scanned before anything runs
+(:mod:`autodiff_ref.grading.static`): a cell using what no honest answer needs does not run.
 
 :class:`GuardedExecute` is nbgrader's ``Execute`` with two changes:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,11 @@ import nbformat
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Bool, List, Unicode
+
+from autodiff_ref.grading import static
 
 KERNEL_DIED = "KernelDied"
 # Cell metadata key under which the grader records what it found, for `autodiff-course audit`:
@@ -117,29 +124,32 @@ class GuardedExecute(Execute):
             return super().preprocess_cell(cell, resources, index)
         self._running_cell = index
         if self._guarded is None:
-            self._guarded = self._run_hidden("snapshot()") is not None
+            # The guard is reached under a name made up for this run, never through a module
+            # attribute that a cell could replace (see integrity's docstring).
+            self._guard = f"_autodiff_grading_guard_{secrets.token_hex(8)}"
+            install = f"__import__('autodiff_ref.grading.integrity', fromlist=['install']).install({self._guard!r})"
+            self._guarded = self._run_hidden(install) is not None
             if not self._guarded:
                 self.log.warning("Grading guard unavailable: is autodiff_ref installed in the grading kernel?")
         put_back = None
         if self._guarded and is_test_cell(cell):
-            put_back = self._run_hidden("restore()")
+            put_back = self._run_hidden(f"{self._guard}.restore()")
         cell, resources = super().preprocess_cell(cell, resources, index)
         if self._guarded and is_test_cell(cell):
             self._note_put_back(cell, _as_list(put_back))
         if self._guarded and is_fixed_cell(cell):
             names = bound_names(cell.source)
             if names:
-                self._run_hidden(f"record({names!r})")
+                self._run_hidden(f"{self._guard}.record({names!r})")
         return cell, resources
 
-    def _run_hidden(self, call: str) -> str | None:
-        """Evaluate ``autodiff_ref.grading.integrity.<call>`` in the kernel, outside the notebook: the text
-        of its result, or None if it failed.
+    def _run_hidden(self, expression: str) -> str | None:
+        """Evaluate ``expression`` in the kernel, outside the notebook: the text of its result, or
+        None if it failed.
 
         It goes in as a "user expression" of an empty, silent request, so neither the notebook's
         history nor any input transformer the notebook installed ever sees it.
         """
-        expression = f"__import__('autodiff_ref.grading.integrity', fromlist=['integrity']).{call}"
         request = self.kc.execute("", silent=True, store_history=False, user_expressions={"result": expression})
         result = self.wait_for_reply(request)["content"].get("user_expressions", {}).get("result", {})
         return result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
@@ -227,8 +237,19 @@ def tampering(submitted: NotebookNode, handed_out: NotebookNode) -> tuple[list[s
 
 
 class FlagTampering(NbGraderPreprocessor):
-    """Name edited and deleted test or read-only cells (restoring deleted ones) and pasted copies
-    of cells (running them as ordinary cells); refuse reordered notebooks."""
+    """Name edited and deleted test or read-only cells (restoring deleted ones), pasted copies of
+    cells (running them as ordinary cells), graded cells and points the course did not hand out
+    (counting them for nothing), and code no honest answer needs (:mod:`static`; that cell does
+    not run); refuse reordered notebooks."""
+
+    refuse_flagged_code = Bool(
+        True, help="Replace an answer cell that uses what no honest answer needs (exec, inspect, threads, ...) "
+        "by an error naming it, so that its exercise scores 0. False: run it and only name it in the grading note.",
+    ).tag(config=True)
+    allowed_constructs = List(
+        Unicode(), help="Constructs the source scan allows in every notebook, e.g. ['inspect']; a notebook "
+        "allows more in its metadata: autodiff_grading.allow.",
+    ).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
         handed_out = _handed_out(resources, self.config)
@@ -237,6 +258,10 @@ class FlagTampering(NbGraderPreprocessor):
         if handed_out is None:
             self.log.warning("No released copy of %s to compare with: tampering not checked", notebook)
             return nb, resources
+        grading_changed = keep_only_handed_out_grading(nb, handed_out)
+        flagged = static.findings(nb, handed_out, frozenset(self.allowed_constructs))
+        if flagged and self.refuse_flagged_code:
+            static.refuse(nb, handed_out, flagged)
         edited, deleted, moved = tampering(nb, handed_out)
         if moved:
             raise TamperedNotebookError(
@@ -254,13 +279,19 @@ class FlagTampering(NbGraderPreprocessor):
                 f"{copies} cell(s) appeared twice (pasted copies); the last copy of each was graded, "
                 "the earlier ones ran as the student's own code"
             )
+        findings += grading_changed
+        outcome = "that cell did not run, so its exercise scores 0" if self.refuse_flagged_code else "it ran"
+        findings += [f"{finding} ({outcome})" for finding in flagged]
         if findings:
             self.log.warning("Tampering in %s's %s: %s", student, notebook, "; ".join(findings))
             note = nbformat.v4.new_markdown_cell(
-                "**Grading note.** Cells that students may not change were changed in this "
-                "submission:\n\n" + "\n".join(f"- {finding}" for finding in findings)
+                "**Grading note.** The grader changed or refused parts of this submission:\n\n"
+                + "\n".join(f"- {finding}" for finding in findings)
             )
-            note.metadata[NOTE_TAG] = {"edited": edited, "deleted": deleted, "copies": copies}
+            note.metadata[NOTE_TAG] = {
+                "edited": edited, "deleted": deleted, "copies": copies, "grading_changed": grading_changed,
+                "flagged": [str(finding) for finding in flagged], "refused": self.refuse_flagged_code,
+            }
             nb.cells.insert(0, note)
         return nb, resources
 
@@ -277,6 +308,48 @@ def _unmark_earlier_copies(nb: NotebookNode) -> int:
     for cell in copies:
         del cell.metadata["nbgrader"]
     return len(copies)
+
+
+# What nbgrader reads from a cell's metadata to grade it: only the handed-out values count.
+_GRADING_KEYS = ("grade", "points", "solution", "locked")
+
+
+def keep_only_handed_out_grading(nb: NotebookNode, handed_out: NotebookNode) -> list[str]:
+    """Give every cell of ``nb`` the grading metadata of its cell in ``handed_out``; a description
+    of each change.
+
+    A cell whose grade_id the course never handed out (a "bonus" cell, or a cell pasted under a
+    new grade_id) becomes an ordinary cell, and changed points or kinds of cell go back to the
+    course's, so they count for nothing. (Left alone, nbgrader stops at them with a raw
+    ``NoResultFound`` traceback.)
+    """
+    original = {
+        nbgrader_metadata(cell)["grade_id"]: nbgrader_metadata(cell)
+        for cell in handed_out.cells if "grade_id" in nbgrader_metadata(cell)
+    }
+    changes = []
+    for cell in nb.cells:
+        metadata = nbgrader_metadata(cell)
+        if not metadata:
+            continue
+        grade_id = metadata.get("grade_id")
+        if grade_id not in original:
+            points = f" worth {metadata.get('points')} points" if metadata.get("grade") else ""
+            name = f"cell {grade_id}" if grade_id else "a cell without a grade_id"
+            changes.append(f"{name}{points} is not in the course's notebook; it was graded as an ordinary cell")
+            del cell.metadata["nbgrader"]
+            continue
+        for key in _GRADING_KEYS:
+            if metadata.get(key) != original[grade_id].get(key):
+                changes.append(
+                    f"cell {grade_id}'s {key} was changed from {original[grade_id].get(key)} to "
+                    f"{metadata.get(key)}; the course's value counts"
+                )
+                if key in original[grade_id]:
+                    metadata[key] = original[grade_id][key]
+                else:
+                    del metadata[key]
+    return changes
 
 
 def put_back_deleted(nb: NotebookNode, handed_out: NotebookNode, grade_id: str) -> None:
@@ -302,7 +375,10 @@ class AuditFinding:
 def audit(course: Path) -> tuple[int, list[AuditFinding]]:
     """What an instructor should look at after ``nbgrader autograde``: the number of submitted
     notebooks, and for each of them that was not graded at all, or whose autograded copy records
-    changed cells, checks the grader put back, or a kernel death, a finding saying so."""
+    changed cells or grading metadata, code the source scan flagged, checks the grader put back, a
+    kernel death or grading without the sandbox, or whose answers copy long functions of the
+    reference implementation, a finding saying so; and every score in the gradebook above its
+    cell's maximum or with extra credit."""
     findings: list[AuditFinding] = []
     submitted = sorted((course / "submitted").glob("*/*/*.ipynb"))
     for path in submitted:
@@ -320,21 +396,64 @@ def audit(course: Path) -> tuple[int, list[AuditFinding]]:
         except Exception as error:  # noqa: BLE001 -- whatever is wrong, say so and go on
             found(f"its autograded copy cannot be read ({error})")
             continue
+        if notebook.metadata.get("autodiff_grading", {}).get("sandbox") == "off":
+            found("graded without the sandbox (the instructor switched it off)")
         for index, cell in enumerate(notebook.cells):
             note = cell.metadata.get(NOTE_TAG)
-            if not note:
-                continue
-            name = nbgrader_metadata(cell).get("grade_id") or f"cell {index}"
-            for grade_id in note.get("edited", []):
-                found(f"test or read-only cell {grade_id} was edited; the original ran")
-            for grade_id in note.get("deleted", []):
-                found(f"test or read-only cell {grade_id} was deleted; the original was put back and ran")
-            if note.get("copies"):
-                found(f"{note['copies']} cell(s) appeared twice; the last copy of each was graded")
-            if note.get("put_back"):
-                found(f"before test {name}, the grader put back what the notebook replaced: {', '.join(note['put_back'])}")
-            if note.get("interfered"):
-                found(f"before test {name}, code in the notebook interfered with the grader's check")
-            if note.get("kernel_died"):
-                found(f"the kernel died in {name}; nothing after it ran")
+            if note:
+                for what in _noted(note, nbgrader_metadata(cell).get("grade_id") or f"cell {index}"):
+                    found(what)
+        for copied in _reference_copies(course, path):
+            found(f"copies the reference implementation: {copied}")
+    findings += _gradebook_findings(course)
     return len(submitted), findings
+
+
+def _noted(note: dict[str, Any], name: str) -> list[str]:
+    """What one grading note (the metadata the grader left on a cell) tells the instructor."""
+    noted = [f"test or read-only cell {grade_id} was edited; the original ran" for grade_id in note.get("edited", [])]
+    noted += [
+        f"test or read-only cell {grade_id} was deleted; the original was put back and ran"
+        for grade_id in note.get("deleted", [])
+    ]
+    if note.get("copies"):
+        noted.append(f"{note['copies']} cell(s) appeared twice; the last copy of each was graded")
+    noted += note.get("grading_changed", [])
+    outcome = "refused: the cell did not run" if note.get("refused") else "flagged only: the cell ran"
+    noted += [f"{flagged} ({outcome})" for flagged in note.get("flagged", [])]
+    if note.get("put_back"):
+        noted.append(f"before test {name}, the grader put back what the notebook replaced: {', '.join(note['put_back'])}")
+    if note.get("interfered"):
+        noted.append(f"before test {name}, code in the notebook interfered with the grader's check")
+    if note.get("kernel_died"):
+        noted.append(f"the kernel died in {name}; nothing after it ran")
+    return noted
+
+
+def _reference_copies(course: Path, submitted: Path) -> list[str]:
+    released = course / "course" / submitted.parent.name / submitted.name
+    try:
+        return static.reference_copies(nbformat.read(submitted, as_version=4), nbformat.read(released, as_version=4))
+    except Exception:  # noqa: BLE001 -- an unreadable notebook has its own finding already
+        return []
+
+
+def _gradebook_findings(course: Path) -> list[AuditFinding]:
+    """Scores above their cell's maximum, and extra credit, in the course's gradebook."""
+    database = course / "gradebook.db"
+    if not database.is_file():
+        return []
+    findings = []
+    with Gradebook(f"sqlite:///{database}") as gradebook:
+        for assignment in gradebook.assignments:
+            for submission in gradebook.assignment_submissions(assignment.name):
+                for notebook in submission.notebooks:
+                    where = (submission.student.id, assignment.name, notebook.name)
+                    for grade in notebook.grades:
+                        score = (grade.score or 0) - (grade.extra_credit or 0)  # nbgrader's score includes it
+                        if score > grade.max_score:
+                            findings.append(AuditFinding(
+                                *where, f"{grade.name} scored {score:g}, above its maximum of {grade.max_score:g}"))
+                        if grade.extra_credit:
+                            findings.append(AuditFinding(*where, f"{grade.name} has {grade.extra_credit:g} points of extra credit"))
+    return findings

@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 import sysconfig
+import threading
 from types import CodeType, FrameType
 from typing import Any, Callable, Iterable, Sequence
 
@@ -329,6 +330,13 @@ class _OwnWork:
         name = self.forbidden.get(frame.f_code)
         if name is None or self.finding is not None:
             return
+        if threading.get_ident() != self.thread:  # the checks run in one thread: this one is the learner's
+            self.finding = (
+                f"Your {self.what} calls {name}, the reference implementation, from another thread: this "
+                "exercise asks you to write it yourself, so code that hands the work to the reference "
+                "scores nothing. Replace that call with your own code."
+            )
+            return
         caller = frame.f_back
         while caller is not None and caller is not self.entry:
             if _is_learner_code(caller.f_code):
@@ -340,8 +348,8 @@ class _OwnWork:
                 )
                 return
             caller = caller.f_back
-        # Reached the check itself without passing learner code (or this is another thread): the
-        # check or the reference engine called it, which is allowed.
+        # Reached the check itself without passing learner code: the check or the reference
+        # engine called it, which is allowed.
 
     def failure(self) -> CheckFailure:
         return CheckFailure(self.finding)
@@ -349,6 +357,7 @@ class _OwnWork:
     def __enter__(self) -> _OwnWork:
         self.check_object()
         self.entry = sys._getframe(1)  # the check's frame: the stack walks of notice() stop there
+        self.thread = threading.get_ident()
         _ACTIVE.append(self)
         _WATCHED.update(self.forbidden)
         return self
@@ -385,8 +394,9 @@ def watched(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """
     if not _ACTIVE or sys.getprofile() is _watch:  # no check is watching, or the watch is on already
         return function(*args, **kwargs)
-    previous = sys.getprofile()
+    previous, previous_for_threads = sys.getprofile(), threading.getprofile()
     sys.setprofile(_watch)
+    threading.setprofile(_watch)  # threads the learner's code starts are watched too
     too_deep = False
     try:
         return function(*args, **kwargs)
@@ -400,6 +410,7 @@ def watched(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                 "ran, which the check uses to see that the work is your own: leave sys.setprofile alone."
             )
         sys.setprofile(previous)
+        threading.setprofile(previous_for_threads)
 
 
 def own_work(
