@@ -61,7 +61,7 @@ class _InlineFigure(Figure):
 
 def draw_graph(
     root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MAX_NODES,
-    max_width: float | None = NOTEBOOK_WIDTH,
+    max_width: float | None = NOTEBOOK_WIDTH, names: Mapping[str, Any] | None = None,
 ) -> Figure:
     """Draw the computational graph that produced ``root``, inputs on the left, ``root`` on the right.
 
@@ -79,6 +79,10 @@ def draw_graph(
     Columns are layers, found in one pass over ``topological_order(root)``: a computed value sits
     one column right of its deepest input (its column is the longest path from a leaf); a leaf
     sits just left of the first op that uses it.
+
+    ``names`` labels values that have no ``label`` of their own (a Tensor has none): a dict from
+    each name to its value, such as ``{"W": W, "x": x}``, matched by identity; the name is the
+    first line of the value's box.
 
     A graph wider than ``max_width`` inches (the width of a notebook, by default) is wrapped:
     its columns are split into bands that fit, each band below the one before, and an arrow from
@@ -111,7 +115,9 @@ def draw_graph(
         show_value_grads = False  # a Tensor says itself whether its gradient is known
     else:
         show_value_grads = any(node.grad for node in order)
-    labels = {id(node): _value_label(node, kind, show_value_grads) for node in order}
+    named = {id(value): str(name) for name, value in (names or {}).items()}
+    labels = {id(node): _value_label(node, kind, show_value_grads, named.get(id(node), ""))
+              for node in order}
     op_labels = {id(node): _op_label(node, kind) for node in order if node.inputs}
 
     value_x, op_x, lefts, rights = _column_positions(layout.rows, labels, op_labels)
@@ -437,9 +443,9 @@ def _array_summary(array: np.ndarray) -> str:
     return "[" + ", ".join(f"{v + 0.0:.3g}" for v in flat) + "]"
 
 
-def _value_label(node: Any, kind: str, show_grad: bool) -> str:
+def _value_label(node: Any, kind: str, show_grad: bool, name: str = "") -> str:
     lines = []
-    label = getattr(node, "label", "")
+    label = name or getattr(node, "label", "")
     if label:
         lines.append(str(label))
     if kind == "Tensor":

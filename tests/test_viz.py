@@ -284,3 +284,13 @@ def test_a_wide_graph_wraps_into_bands_that_fit_a_notebook_at_full_font_size():
 def test_a_graph_that_fits_is_not_wrapped():
     a, b, c, z = tensor_z()
     assert draw_graph(z).get_size_inches()[0] == draw_graph(z, max_width=None).get_size_inches()[0]
+
+
+def test_names_label_tensors_by_identity():
+    W = Tensor(np.ones((3, 2)), requires_grad=True)
+    x = Tensor(np.ones(2), requires_grad=True)
+    twin = Tensor(np.ones(3), requires_grad=True)  # unnamed: its box starts with its shape
+    figure = rendered(draw_graph((W @ x + twin).sum(), names={"W": W, "x": x}))
+    first_lines = sorted(t.get_text().split("\n")[0] for t in texts(figure, "value"))
+    assert "W" in first_lines and "x" in first_lines
+    assert "shape (3,)" in first_lines
