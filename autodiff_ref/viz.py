@@ -34,6 +34,12 @@ ROW_HEIGHT = 0.95
 MARGIN = 0.3
 # Beyond this the picture would be too large to display; it is shrunk, fonts included.
 MAX_FIGURE_INCHES = (30.0, 20.0)
+# A notebook shows about this many inches (at 100 dpi) at full size: a wider graph is wrapped into
+# bands of columns, one below the other, as text wraps into lines, rather than shrunk.
+NOTEBOOK_WIDTH = 9.5
+BAND_GAP = 0.55  # between two bands, where the arrows from one band to the next turn
+EXIT_LANE = 0.35  # right of a band, where those arrows go down
+ENTRY_LANE = 0.4  # left of every band but the first, where they come in
 MIN_FONT_SIZE = 4.0
 DEFAULT_MAX_NODES = 100
 
@@ -53,7 +59,10 @@ class _InlineFigure(Figure):
         return buffer.getvalue()
 
 
-def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MAX_NODES) -> Figure:
+def draw_graph(
+    root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MAX_NODES,
+    max_width: float | None = NOTEBOOK_WIDTH, names: Mapping[str, Any] | None = None,
+) -> Figure:
     """Draw the computational graph that produced ``root``, inputs on the left, ``root`` on the right.
 
     ``root`` is a scalar ``Value`` (``autodiff_ref.scalar.Value``, or any class with its
@@ -70,6 +79,15 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
     Columns are layers, found in one pass over ``topological_order(root)``: a computed value sits
     one column right of its deepest input (its column is the longest path from a leaf); a leaf
     sits just left of the first op that uses it.
+
+    ``names`` labels values that have no ``label`` of their own (a Tensor has none): a dict from
+    each name to its value, such as ``{"W": W, "x": x}``, matched by identity; the name is the
+    first line of the value's box.
+
+    A graph wider than ``max_width`` inches (the width of a notebook, by default) is wrapped:
+    its columns are split into bands that fit, each band below the one before, and an arrow from
+    one band to the next leaves on the right, runs back left in the gap between the bands and
+    enters the next band from the left. ``max_width=None`` draws every column in one band.
 
     Graphs with more than ``max_nodes`` values raise a ValueError instead of drawing an
     unreadable picture slowly; pass a larger ``max_nodes`` to draw them anyway. Draws into ``ax``
@@ -97,11 +115,27 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
         show_value_grads = False  # a Tensor says itself whether its gradient is known
     else:
         show_value_grads = any(node.grad for node in order)
-    labels = {id(node): _value_label(node, kind, show_value_grads) for node in order}
+    named = {id(value): str(name) for name, value in (names or {}).items()}
+    labels = {id(node): _value_label(node, kind, show_value_grads, named.get(id(node), ""))
+              for node in order}
     op_labels = {id(node): _op_label(node, kind) for node in order if node.inputs}
 
-    value_x, op_x, width = _column_positions(layout.rows, labels, op_labels)
-    height = max(len(row) for row in layout.rows) * ROW_HEIGHT + 2 * MARGIN
+    value_x, op_x, lefts, rights = _column_positions(layout.rows, labels, op_labels)
+    bands = _bands(lefts, rights, max_width)
+    band_of = [b for b, (first, last) in enumerate(bands) for _ in range(first, last + 1)]
+    # Each band is shifted left to start at the margin, and down below the bands before it.
+    x_shift, y_centre, band_right, band_bottom = [], [], [], []
+    width, top = 0.0, 0.0
+    for first, last in bands:
+        rows_high = max(len(layout.rows[layer]) for layer in range(first, last + 1)) * ROW_HEIGHT
+        x_shift.append(MARGIN + (ENTRY_LANE if first > 0 else 0.0) - lefts[first])
+        band_right.append(rights[last] + x_shift[-1])
+        lane = EXIT_LANE if len(bands) > 1 else 0.0
+        width = max(width, band_right[-1] + lane + MARGIN)
+        y_centre.append(top - MARGIN - rows_high / 2)
+        band_bottom.append(top - MARGIN - rows_high)
+        top -= rows_high + (BAND_GAP if len(bands) > 1 else 2 * MARGIN)
+    height = -top if len(bands) == 1 else -top - BAND_GAP + 2 * MARGIN
     scale = min(1.0, MAX_FIGURE_INCHES[0] / width, MAX_FIGURE_INCHES[1] / height)
     font_size = max(MIN_FONT_SIZE, FONT_SIZE * scale)
 
@@ -111,15 +145,29 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
         figure = _InlineFigure(figsize=(width * scale, figure_height))
         ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(0.0, width * scale)
-    ax.set_ylim(-figure_height / 2, figure_height / 2)
+    middle = -height / 2 * scale
+    ax.set_ylim(middle - figure_height / 2, middle + figure_height / 2)
     ax.set_axis_off()
+
+    def op_position(layer: int, y: float) -> tuple[float, float]:
+        return ((op_x[layer] + x_shift[band_of[layer]]) * scale, y)
 
     # Where each value box (and each bend of a long arrow) goes, in the figure's inches.
     position: dict[int, tuple[float, float]] = {}
     for layer, row in enumerate(layout.rows):
+        band = band_of[layer]
         for index, item in enumerate(row):
-            y = ((len(row) - 1) / 2 - index) * ROW_HEIGHT  # the first of a column on top
-            position[id(item)] = (value_x[layer] * scale, y * scale)
+            y = y_centre[band] + ((len(row) - 1) / 2 - index) * ROW_HEIGHT  # the first on top
+            position[id(item)] = ((value_x[layer] + x_shift[band]) * scale, y * scale)
+
+    def detour(start: tuple[float, float], end: tuple[float, float], band: int, lane: int):
+        """The bends of a segment from ``band`` to the next one: right, down, left, down."""
+        exit_x = (band_right[band] + 0.12 + 0.07 * lane) * scale
+        gap_y = (band_bottom[band] - 0.5 * BAND_GAP + 0.07 * lane) * scale
+        entry_x = (MARGIN + 0.1 + 0.07 * lane) * scale  # left of the band's first op column
+        return [(exit_x, start[1]), (exit_x, gap_y), (entry_x, gap_y), (entry_x, end[1])]
+
+    lanes = [0] * len(bands)  # arrows that leave each band so far: each gets its own lane
 
     value_boxes: dict[int, Text] = {}
     for node in order:
@@ -136,7 +184,7 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
         if not node.inputs:
             continue
         out_x, out_y = position[id(node)]
-        op_point = (op_x[layout.layer_of[id(node)]] * scale, out_y)
+        op_point = op_position(layout.layer_of[id(node)], out_y)
         op_box = ax.text(
             *op_point, op_labels[id(node)], ha="center", va="center", fontsize=font_size,
             gid="op", bbox=dict(boxstyle="ellipse,pad=0.3", facecolor=OP_COLOR,
@@ -148,10 +196,22 @@ def draw_graph(root: Any, ax: Axes | None = None, *, max_nodes: int = DEFAULT_MA
             bends = layout.routes[(id(parent), id(node))]
             # A long arrow runs level through each column it crosses, in the slot kept for it.
             points = [position[id(parent)]]
-            for bend in bends:
-                x, y = position[id(bend)]
-                points += [(op_x[bend.layer] * scale, y), (x, y)]
-            points.append(op_point)
+            layer = layout.layer_of[id(parent)]
+            for target, target_layer, landing in [
+                *((bend, bend.layer, position[id(bend)]) for bend in bends),
+                (node, layout.layer_of[id(node)], None),
+            ]:
+                y = landing[1] if landing else out_y
+                entry = op_position(target_layer, y)
+                if band_of[target_layer] != band_of[layer]:  # into the next band
+                    # Arrows into one op come in at different heights, the first argument on top.
+                    shift = 0.0 if landing else 0.35 * ((len(node.inputs) - 1) / 2 - (arguments[0] - 1))
+                    bent = detour(points[-1], (entry[0], entry[1] + shift * scale), band_of[layer],
+                                  lanes[band_of[layer]])
+                    points += bent
+                    lanes[band_of[layer]] += 1
+                points += [entry, landing] if landing else [entry]
+                layer = target_layer
             _polyline_arrow(ax, points, value_boxes[id(parent)], op_box)
             if len(node.inputs) > 1:
                 _number_arrow(ax, points[-2], op_point, arguments, scale, font_size)
@@ -319,13 +379,40 @@ def _text_width(label: str) -> float:
     return max(len(line) for line in label.split("\n")) * CHAR_WIDTH + BOX_PADDING
 
 
+def _bands(lefts: list[float], rights: list[float], max_width: float | None) -> list[tuple[int, int]]:
+    """Split the layers into runs (first, last) that each fit ``max_width`` inches, margins and
+    lanes included, as few runs as can be and of widths as even as can be (so that the last band
+    is not a stub); a layer wider than that on its own gets a band of its own."""
+    if max_width is None or rights[-1] - lefts[0] + 2 * MARGIN <= max_width:
+        return [(0, len(lefts) - 1)]
+    fewest = len(_greedy_bands(lefts, rights, max_width))
+    low, high = 0.0, max_width  # the narrowest width that still needs no more bands than that
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (low, middle) if len(_greedy_bands(lefts, rights, middle)) <= fewest else (middle, high)
+    return _greedy_bands(lefts, rights, high)
+
+
+def _greedy_bands(lefts: list[float], rights: list[float], max_width: float) -> list[tuple[int, int]]:
+    """As many layers in each band as fit ``max_width``, band after band."""
+    bands, first = [], 0
+    for layer in range(1, len(lefts)):
+        if rights[layer] - lefts[first] + 2 * MARGIN + EXIT_LANE + ENTRY_LANE > max_width:
+            bands.append((first, layer - 1))
+            first = layer
+    bands.append((first, len(lefts) - 1))
+    return bands
+
+
 def _column_positions(
     rows: list[list[Any]], labels: dict[int, str], op_labels: dict[int, str]
-) -> tuple[list[float], list[float], float]:
-    """x centre of each layer's value column and of the op column just left of it, and the width."""
-    value_x, op_x = [], []
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """x centre of each layer's value column and of the op column just left of it, and where each
+    layer (its op column, then its value column) starts and ends."""
+    value_x, op_x, lefts, rights = [], [], [], []
     x = MARGIN
     for layer, row in enumerate(rows):
+        lefts.append(x)
         if layer > 0:
             op_width = max(
                 (_text_width(op_labels[id(node)]) for node in row if id(node) in op_labels), default=0.0
@@ -337,7 +424,8 @@ def _column_positions(
         value_width = max((_text_width(labels[id(node)]) for node in row if id(node) in labels), default=0.0)
         value_x.append(x + value_width / 2)
         x += value_width
-    return value_x, op_x, x + MARGIN
+        rights.append(x)
+    return value_x, op_x, lefts, rights
 
 
 # -- labels -------------------------------------------------------------------------------------
@@ -355,9 +443,9 @@ def _array_summary(array: np.ndarray) -> str:
     return "[" + ", ".join(f"{v + 0.0:.3g}" for v in flat) + "]"
 
 
-def _value_label(node: Any, kind: str, show_grad: bool) -> str:
+def _value_label(node: Any, kind: str, show_grad: bool, name: str = "") -> str:
     lines = []
-    label = getattr(node, "label", "")
+    label = name or getattr(node, "label", "")
     if label:
         lines.append(str(label))
     if kind == "Tensor":

@@ -3,7 +3,8 @@
 - Layout: each `solutions/NN_name/NN_name.ipynb` has its learner twin `course/NN_name/NN_name.ipynb`
   and the other way round.
 - Form (both forms): valid nbformat, stored without outputs or execution counts, kernel
-  `python3`, unique grade_ids, every graded cell worth points > 0, and the first markdown cell
+  `python3` with the metadata JupyterLab writes for it (else opening a notebook marks it as
+  changed), unique grade_ids, every graded cell worth points > 0, and the first markdown cell
   stating the total as `**Total: N points**` with N the sum of the graded cells' points.
 - Solutions: every code solution cell holds `### BEGIN SOLUTION` / `### END SOLUTION`; solution
   and hidden-test markers appear only in the cells nbgrader expects them in.
@@ -113,6 +114,40 @@ def test_stored_clean(path):
     ]
     if with_outputs:
         problems.append(f"clear outputs and execution counts before committing: {with_outputs}")
+    report(problems)
+
+
+# What JupyterLab 4 writes into a notebook when an ipykernel Python 3 kernel starts: the kernelspec
+# from the kernel's spec, language_info from the kernel's info reply. JupyterLab compares each
+# with what the file holds (a deep comparison) and marks the notebook as changed when they
+# differ, so a notebook that ships anything else asks "Save changes?" the moment it is opened.
+# Only language_info's `version` depends on the learner's Python; it can match only one.
+JUPYTERLAB_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+JUPYTERLAB_LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
+
+
+@each(ALL_NOTEBOOKS)
+def test_ships_the_metadata_jupyterlab_writes(path):
+    metadata = read_notebook(path).metadata
+    problems = []
+    if metadata.get("kernelspec") != JUPYTERLAB_KERNELSPEC:
+        problems.append(f"kernelspec is {metadata.get('kernelspec')!r}; ship {JUPYTERLAB_KERNELSPEC!r}")
+    language_info = dict(metadata.get("language_info", {}))
+    version = language_info.pop("version", None)
+    if language_info != JUPYTERLAB_LANGUAGE_INFO:
+        problems.append(
+            f"language_info is {metadata.get('language_info')!r}; ship {JUPYTERLAB_LANGUAGE_INFO!r} "
+            "with a version"
+        )
+    if not (isinstance(version, str) and version.startswith("3.")):
+        problems.append(f"language_info has version {version!r}; ship a Python version such as '3.11.7'")
     report(problems)
 
 

@@ -354,6 +354,29 @@ class SumReturnsPlainNumber(LearnerDual):
     __radd__ = __add__
 
 
+class LiftWrapsDuals(LearnerDual):
+    """lift without its isinstance test: a Dual operand ends up inside another Dual."""
+
+    @staticmethod
+    def lift(x):
+        return LiftWrapsDuals(x, 0.0)
+
+
+class NegationKeepsTangentSubtractionUsesIt(LearnerDual):
+    """The notebook's tip, __sub__ as x + (−y), on top of a __neg__ that forgets the tangent."""
+
+    def __neg__(self):
+        return NegationKeepsTangentSubtractionUsesIt(-self.value, self.tangent)
+
+    def __sub__(self, other):
+        return self + -self.lift(other)
+
+
+class SubtractionCallsItself(LearnerDual):
+    def __sub__(self, other):
+        return self - self.lift(other)
+
+
 class TangentAsSingleNumber(LearnerDual):
     def __neg__(self):
         return LearnerDual(-self.value, -float(np.sum(self.tangent)))
@@ -384,6 +407,10 @@ class TangentAsSingleNumber(LearnerDual):
         (MultiplicationNotWritten, ("*",), (), ["`x * y`", "raised NotImplementedError in `", "__mul__`", "not written yet"]),
         (SumReturnsPlainNumber, ("+",), (), ["`x + y`", "not a dual number", "return a Dual(value, tangent)"]),
         (TangentAsSingleNumber, ("neg",), (3,), ["`-x`", "each element needs its own tangent"]),
+        (LiftWrapsDuals, ("+",), (), ["`x + y`", "value is itself a Dual", "Dual.lift", "x itself"]),
+        (LiftWrapsDuals, ("+",), (3,), ["`x + y`", "value is itself a Dual", "Dual.lift"]),
+        (NegationKeepsTangentSubtractionUsesIt, ("-", "neg"), (), ["The tangent (ε part) of `-x`", "negate the tangent too"]),
+        (SubtractionCallsItself, ("-", "neg"), (), ["`x - y`", "raised RecursionError", "call each other without end", "Dual.lift"]),
     ],
     ids=lambda value: value.__name__ if isinstance(value, type) else None,
 )
@@ -452,6 +479,18 @@ def sin_in_place(x):
     return np.sin(x)
 
 
+def log_times_value(x):
+    if isinstance(x, LearnerDual):
+        return LearnerDual(np.log(x.value), x.tangent * x.value)
+    return np.log(x)
+
+
+def sqrt_without_half(x):
+    if isinstance(x, LearnerDual):
+        return LearnerDual(np.sqrt(x.value), x.tangent / np.sqrt(x.value))
+    return np.sqrt(x)
+
+
 def exp_with_math_module(x):
     if isinstance(x, LearnerDual):
         return LearnerDual(math.exp(x.value), math.exp(x.value) * x.tangent)
@@ -468,6 +507,8 @@ def exp_with_math_module(x):
         (log_always_dual, "log", (), ["`log(", "(a plain number) returned a Dual", "isinstance"]),
         (exp_with_math_module, "exp", (3,), ["`exp(np.array([", "raised TypeError", "use np.exp, np.log"]),
         (exp_only_for_duals, "exp", (), ["`exp(", "(a plain number) raised AttributeError", "isinstance", "return np.exp(x)"]),
+        (log_times_value, "log", (), ["`log(x)` with x = Dual(", "multiplied by x.value", "x.tangent / x.value"]),
+        (sqrt_without_half, "sqrt", (), ["`sqrt(x)` with x = Dual(", "factor 1/2 is missing"]),
         (sin_in_place, "sin", (3,), ["`sin(x)` with x = Dual(", "changed its input x in place", "`sin(x) + x`"]),
     ],
     ids=lambda value: value.__name__ if callable(value) else None,
@@ -522,6 +563,28 @@ def derivative_none_for_constants(f):
 
 def derivative_by_differences(f):
     return lambda x: (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
+
+
+def derivative_as_float(f):
+    """Right for a number x, but float(...) turns an array of derivatives into an error."""
+
+    def f_prime(x):
+        out = f(LearnerDual(x, np.ones_like(x, dtype=float)))
+        return float(out.tangent) if isinstance(out, LearnerDual) else 0.0
+
+    return f_prime
+
+
+def test_a_derivative_that_returns_float_fails_on_arrays():
+    check_derivative(derivative_as_float)  # a number x: float(...) does no harm
+    message = failure(check_derivative, derivative_as_float, shape=(3,))
+    for words in ["(np.array([", "raised TypeError", "float(...)", "work on arrays"]:
+        assert words in message, f"{words!r} missing from:\n{message}"
+
+
+def test_exp_with_the_math_module_fails_on_an_array_input():
+    message = failure(check_dual_function, exp_with_math_module, "exp", LearnerDual, shape=(3,), seed=1)
+    assert "(a plain array) raised TypeError" in message and "use np.exp" in message
 
 
 def derivative_not_a_factory(f):

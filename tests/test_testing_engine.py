@@ -7,6 +7,8 @@ asserts the hint the learner would read.
 
 from __future__ import annotations
 
+import contextlib
+
 import inspect
 from types import SimpleNamespace
 
@@ -75,7 +77,7 @@ def accumulate_grad(tensor, grad_array):
 def make_backward(order=topological_order, accumulate=accumulate_grad, *, overwrite=False,
                   seed_scalar=False, ignore_grad=False, skip_none=True, only_requiring_grad=True,
                   inputs_first=False, leaves_only=False, store_tensor=False, skip_leaves=True,
-                  pass_data=False):
+                  pass_data=False, check_shape=True, recording=False, vague_error=False):
     """A backward pass; each keyword turns on one usual mistake."""
 
     def backward(root, grad_array=None):
@@ -83,9 +85,12 @@ def make_backward(order=topological_order, accumulate=accumulate_grad, *, overwr
             seed = np.array(1.0) if seed_scalar else np.ones(root.shape)
         else:
             seed = np.asarray(grad_array, dtype=np.float64)
+            if check_shape and seed.shape != root.shape:
+                raise ValueError("grad has the wrong shape" if vague_error else
+                                 f"grad has shape {seed.shape}, but root has shape {root.shape}")
         ledger = {id(root): Tensor(seed)}
         nodes = order(root) if inputs_first else reversed(order(root))
-        with no_grad():
+        with contextlib.nullcontext() if recording else no_grad():
             for node in nodes:
                 node_grad = ledger.pop(id(node)) if inputs_first else ledger.pop(id(node), None)
                 if node_grad is None:
@@ -401,6 +406,19 @@ def test_accumulate_grad_mistakes(accumulate, hint):
 ])
 def test_backward_mistakes(backward, hint):
     assert hint in message_of(check_backward_pass, backward)
+
+
+@pytest.mark.parametrize("backward, hints", [
+    (make_backward(check_shape=False), ["grad of shape (1, 3) raised nothing", "ValueError",
+                                        "out_grad having their output's shape"]),
+    (make_backward(vague_error=True), ["raised ValueError('grad has the wrong shape')",
+                                       "does not name both shapes"]),
+    (make_backward(recording=True), ["while ops were recording", "`with no_grad():`"]),
+])
+def test_backward_that_skips_a_stated_rule(backward, hints):
+    message = message_of(check_backward_pass, backward)
+    for hint in hints:
+        assert hint in message, f"{hint!r} missing from:\n{message}"
 
 
 def test_backward_failures_name_the_graph_and_values():

@@ -341,6 +341,15 @@ def test_log_with_log_as_local_gradient():
     fails_with(LogOfLog, "log", "log:", "1/a, not log(a)")
 
 
+def test_tanh_with_the_square_added():
+    class TanhPlusSquare(LearnerValue):
+        def tanh(self):
+            t = math.tanh(self.data)
+            return self.node(t, (self,), (1 + t**2,), "tanh")
+
+    fails_with(TanhPlusSquare, "tanh", "tanh:", "the square is added, but it is subtracted")
+
+
 def test_tanh_without_the_square():
     class TanhNoSquare(LearnerValue):
         def tanh(self):

@@ -333,6 +333,25 @@ def test_batched_matmul_not_summed_over_the_batch():
     assert "unbroadcast(grad, a.shape)" in message and "batch axes" in message
 
 
+def test_matmul_with_dot_t_fails_on_a_batch_with_the_batch_rule():
+    def backward(self, g, node):  # right for matrices; .T reverses every axis of a stack
+        a, b = node.inputs
+        return g @ b.T, a.T @ g
+
+    check_function(broken(ops.MatMul, backward=backward), [(2, 3), (3, 4)])
+    message = failure(broken(ops.MatMul, backward=backward), [(4, 2, 3), (3, 2)])
+    assert "MatMul.backward raised ValueError" in message
+    assert "ᵀ swaps the last two axes only" in message and "(unbroadcast)" in message
+
+
+def test_broadcast_to_summed_over_axis_0_gets_the_unbroadcast_hint():
+    backward = lambda self, g, node: (g.sum(axis=0),)  # noqa: E731 -- right only when axis 0 was added
+    check_function(broken(ops.BroadcastTo, backward=backward), [(3,)], kwargs={"shape": (2, 3)})
+    message = failure(broken(ops.BroadcastTo, backward=backward), [(3, 1)], kwargs={"shape": (3, 4)})
+    assert "has shape (4,), expected shape (3, 1)" in message
+    assert "unbroadcast(out_grad, a.shape)" in message and "one fixed axis (such as axis=0)" in message
+
+
 def test_forgot_out_grad():
     message = failure(broken(ops.Exp, backward=lambda self, g, node: (node,)), [(2, 3)])
     assert "it is the gradient for out_grad = 1 everywhere: multiply by out_grad" in message

@@ -781,8 +781,9 @@ def learner_train(model, optimizer, loss_fn, data, *, epochs, batch_size, rng, m
             if mistake == "loss_tensor":
                 total = total + loss * len(y)
             else:
-                total += loss.item() * (batch_size if mistake == "batch_size_weight" else len(y))
-            count += len(y)
+                weight = {"batch_size_weight": batch_size, "unweighted": 1}.get(mistake, len(y))
+                total += loss.item() * weight
+            count += 1 if mistake == "unweighted" else len(y)
         with no_grad():
             history["test_accuracy"].append(accuracy(model(data.X_test), data.y_test))
             history["train_accuracy"].append(accuracy(model(data.X_train), data.y_train))
@@ -805,9 +806,11 @@ def test_a_right_training_loop_passes(digits):
     ("zero_grad_late", ["no parameter has a gradient", "between backward() and step()"]),
     ("same_order", ["same order", "pass the Generator itself"]),
     ("drop_last", ["called optimizer.step() 28 times", "should be 15 per epoch, 30 in all", "the last smaller one too"]),
-    ("summed_loss", ["history['train_loss'][0] is", "mean of epoch 1's batch losses", "times len(y)"]),
-    ("batch_size_weight", ["history['train_loss'][0] is", "weighted by batch_size", "holds only 37 examples",
-                           "len(y)"]),
+    ("summed_loss", ["history['train_loss'][0] is", "mean loss per example of epoch 1", "times len(y)"]),
+    ("batch_size_weight", ["history['train_loss'][0] is", "weighted by the batch_size argument",
+                           "holds only 37 examples", "len(y)"]),
+    ("unweighted", ["history['train_loss'][0] is", "weighted by its size, len(y)", "plain mean of the batch losses",
+                    "only 37 examples", "Weight each batch loss by len(y)"]),
     ("loss_tensor", ["history['train_loss'][0] is a Tensor, not a plain number", "use loss.item()"]),
     ("returns_nothing", ["returned NoneType"]),
     ("stale_accuracy", ["history['test_accuracy'][-1]", "the model as it is then"]),

@@ -242,3 +242,55 @@ def test_plot_history_bad_input():
         plot_history({"train_loss": []})
     with pytest.raises(TypeError, match="not a list"):
         plot_history([0.5, 0.4])
+
+
+# -- wrapping a wide graph to a notebook's width -------------------------------------------------
+
+
+def long_chain() -> Tensor:
+    """The graph of a small network's loss: 8 columns of values, far wider than a notebook."""
+    rng = np.random.default_rng(0)
+    X, y = Tensor(rng.normal(size=(32, 1))), Tensor(rng.normal(size=(32, 1)))
+    W1 = Tensor(rng.normal(size=(1, 8)), requires_grad=True)
+    b1 = Tensor(rng.normal(size=8), requires_grad=True)
+    W2 = Tensor(rng.normal(size=(8, 1)), requires_grad=True)
+    return ((((X @ W1) + b1).tanh() @ W2 - y) ** 2).mean()
+
+
+def test_a_wide_graph_wraps_into_bands_that_fit_a_notebook_at_full_font_size():
+    from autodiff_ref.viz import FONT_SIZE, NOTEBOOK_WIDTH
+
+    loss = long_chain()
+    one_band = rendered(draw_graph(loss, max_width=None))
+    assert one_band.get_size_inches()[0] > 1.5 * NOTEBOOK_WIDTH  # the case worth wrapping
+    figure = rendered(draw_graph(loss))
+    width, height = figure.get_size_inches()
+    assert width <= NOTEBOOK_WIDTH and height > one_band.get_size_inches()[1]
+    boxes = texts(figure, "value")
+    assert len(boxes) == len(topological_order(loss))
+    assert all(box.get_fontsize() == FONT_SIZE for box in boxes + texts(figure, "op"))
+    # The inputs (top band) sit above the loss (bottom band); every box lies inside the figure.
+    leaf_y = max(box.get_position()[1] for box in boxes)
+    root_y = [box.get_position()[1] for box in boxes if box.get_bbox_patch().get_facecolor()[:3]
+              == matplotlib.colors.to_rgb("#fde2b8")][0]
+    assert root_y < leaf_y - 1.0
+    ax = figure.axes[0]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for box in boxes:
+        x, y = box.get_position()
+        assert x0 < x < x1 and y0 < y < y1
+
+
+def test_a_graph_that_fits_is_not_wrapped():
+    a, b, c, z = tensor_z()
+    assert draw_graph(z).get_size_inches()[0] == draw_graph(z, max_width=None).get_size_inches()[0]
+
+
+def test_names_label_tensors_by_identity():
+    W = Tensor(np.ones((3, 2)), requires_grad=True)
+    x = Tensor(np.ones(2), requires_grad=True)
+    twin = Tensor(np.ones(3), requires_grad=True)  # unnamed: its box starts with its shape
+    figure = rendered(draw_graph((W @ x + twin).sum(), names={"W": W, "x": x}))
+    first_lines = sorted(t.get_text().split("\n")[0] for t in texts(figure, "value"))
+    assert "W" in first_lines and "x" in first_lines
+    assert "shape (3,)" in first_lines

@@ -95,6 +95,11 @@ def _error_hint(error: Exception, case_hint: str | None) -> str | None:
     if isinstance(error, TypeError) and "can be converted to Python scalars" in str(error):
         return ("code for a single number (math.exp, math.log, float(...)) got an array: use "
                 "np.exp, np.log and the other NumPy functions, which work on arrays.")
+    if isinstance(error, RecursionError):
+        return ("the Dual methods call each other without end. Two usual causes: Dual.lift wraps a "
+                "Dual in another Dual (it must return x itself when x is already a Dual), or a "
+                "method uses its own operator on two Duals (`-` inside __sub__, `/` inside "
+                "__truediv__) instead of building Dual(value, tangent).")
     if isinstance(error, ValueError) and "math domain error" in str(error):
         return ("math.log got a number at or below 0, such as a negative base of a power. For a "
                 "number exponent k use the power rule k·x.value^(k−1)·x.tangent, which needs no log.")
@@ -161,6 +166,14 @@ def _check_result(
             f"{description} returned {type(result).__name__} {result!r}, not a dual number.\n"
             "  Hint: return a Dual(value, tangent), so that the tangent travels on."
         )
+    for part in ("value", "tangent"):
+        if _is_dual(getattr(result, part)):
+            raise CheckFailure(
+                f"{description} returned a Dual whose {part} is itself a Dual: "
+                f"{getattr(result, part)!r}.\n"
+                "  Hint: a Dual inside a Dual usually comes from Dual.lift: it must return x itself "
+                "when x is already a Dual, and make Dual(x, 0.0) only from a plain number or array."
+            )
     assert_close(
         result.value, expected_value, f"The value of {description}",
         hint=_matching_hint(result.value, value_mistakes),
@@ -230,6 +243,11 @@ ARITHMETIC_CASES: tuple[_ArithmeticCase, ...] = (
     )),
     _ArithmeticCase("+", "x + k", lambda x, k: x + k, "number"),
     _ArithmeticCase("+", "k + x", lambda x, k: k + x, "number"),
+    # -x comes first: a __sub__ written with unary minus (as the notebook suggests) fails where
+    # __neg__ does, and the hint should name __neg__.
+    _ArithmeticCase("neg", "-x", lambda x, _: -x, "none", tangent_mistakes=(
+        (lambda a, b, c, d: b, "negate the tangent too: −(a + bε) = −a − bε."),
+    )),
     _ArithmeticCase("-", "x - y", lambda x, y: x - y, "dual", tangent_mistakes=(
         (lambda a, b, c, d: b + d, "subtract the tangents too: (a + bε) − (c + dε) = (a − c) + (b − d)ε."),
         (lambda a, b, c, d: d - b, "the operands are swapped: this is y − x."),
@@ -239,9 +257,6 @@ ARITHMETIC_CASES: tuple[_ArithmeticCase, ...] = (
         value_mistakes=((lambda a, b, k, d: a - k, "this computed x − k: " + _REFLECTED_HINT),),
         tangent_mistakes=((lambda a, b, k, d: b, "the tangent of k − x is −x.tangent: the minus applies to the tangent too."),),
     ),
-    _ArithmeticCase("neg", "-x", lambda x, _: -x, "none", tangent_mistakes=(
-        (lambda a, b, c, d: b, "negate the tangent too: −(a + bε) = −a − bε."),
-    )),
     _ArithmeticCase("*", "x * y", lambda x, y: x * y, "dual", tangent_mistakes=(
         (lambda a, b, c, d: a * d, _PRODUCT_RULE + " One term is missing."),
         (lambda a, b, c, d: b * c, _PRODUCT_RULE + " One term is missing."),
@@ -405,6 +420,15 @@ def _nan_only_where_negative(numbers: Any, base: Any) -> bool:
 ELEMENTARY_DOMAINS = {"exp": "real", "log": "positive", "sin": "real", "cos": "real", "tanh": "unit", "sqrt": "positive"}
 
 
+# Mistakes particular to one function: (wrong tangent as a function of x = a + bε, hint).
+_FUNCTION_MISTAKES: dict[str, tuple[tuple[Callable[[Any, Any], Any], str], ...]] = {
+    "log": ((lambda a, b: a * b, "the tangent was multiplied by x.value; the derivative of log x is "
+             "1/x, so divide: x.tangent / x.value."),),
+    "sqrt": ((lambda a, b: b / np.sqrt(a), "a factor 1/2 is missing: the derivative of √x is "
+              "1 / (2√x)."),),
+}
+
+
 def check_dual_function(
     function: Callable[[Any], Any],
     name: str,
@@ -455,6 +479,7 @@ def check_dual_function(
                     (plain(b), f"the tangent is {name}(x.tangent), but it should be {name}'(x.value) · x.tangent."),
                     (plain(a) * b, f"the tangent uses {name}(x.value), but it needs the derivative {name}'(x.value)."),
                 ]
+                tangent_mistakes += [(wrong(a, b), hint) for wrong, hint in _FUNCTION_MISTAKES.get(name, ())]
                 value_mistakes = [(plain(b), f"the value should be {name}(x.value), not {name}(x.tangent).")]
             _check_result(description, result, expected.value, expected.tangent, numeric, value_mistakes, tangent_mistakes)
         where = "numbers" if shape == () else f"arrays of shape {shape}"

@@ -37,7 +37,7 @@ from ..gradcheck import gradcheck as reference_gradcheck
 from ..gradcheck import numeric_grad
 from ..graph import topological_order as reference_topological_order
 from ..ops import unbroadcast
-from ..tensor import Function, Tensor, _backpropagate, grad, no_grad
+from ..tensor import Function, Tensor, _backpropagate, grad, is_grad_enabled, no_grad
 from .core import (ATOL, RTOL, CheckFailure, format_index, guess_mistake, own_work, random_array,
                    watched, yours_or_reference)
 
@@ -726,7 +726,9 @@ def check_backward_pass(
     element twice, log_softmax, two layers with relu, a root that is a leaf, and a root of
     shape (1, 1). Leaves are compared with numeric
     gradients, every other tensor with autodiff_ref; no two ``.grad`` may share memory; then a
-    second call must double every gradient.
+    second call must double every gradient. Last, the two rules the notebook states besides: a
+    ``grad`` of the wrong shape raises a ValueError that names both shapes, and the ops' backward
+    methods run under ``no_grad()``.
     """
     with own_work("backward", backward, _reference_backward, also=_REFERENCE_BACKWARD):
         rng = np.random.default_rng(seed)
@@ -735,6 +737,69 @@ def check_backward_pass(
         for run in runs:
             if run.built.graph is not _CHAIN_GRAPH:
                 _check_second_backward(backward, run)
+        _check_seed_shape_is_refused(backward, rng)
+        _check_walk_records_nothing(backward, rng)
+
+
+def _check_seed_shape_is_refused(backward: Callable[..., Any], rng: np.random.Generator) -> None:
+    """A grad whose shape is not the root's must raise a ValueError that names both shapes."""
+    x = Tensor(random_array((2, 3), rng), requires_grad=True)
+    out = x * x
+    # (1, 3) broadcasts against (2, 3), so without the check the walk runs on and gives wrong
+    # gradients rather than failing.
+    what = "backward(out, grad) with out of shape (2, 3) and grad of shape (1, 3)"
+    rule = (
+        "the ops' backward methods rely on out_grad having their output's shape, so a grad of "
+        "another shape must be refused before the walk: raise ValueError(f\"grad has shape "
+        "{seed.shape}, but root has shape {root.shape}\")."
+    )
+    try:
+        watched(backward, out, np.ones((1, 3)))
+    except CheckFailure:
+        raise
+    except ValueError as error:
+        text = str(error)
+        if not ("1, 3" in text and "2, 3" in text):
+            raise CheckFailure(
+                f"{what} raised ValueError({text!r}), which does not name both shapes.\n"
+                f"  Hint: say what was wrong, so that whoever called backward can fix it: {rule}"
+            ) from None
+        return
+    except Exception as error:
+        raise CheckFailure(
+            f"{what} raised {type(error).__name__}: {error}\n  Hint: check the seed's shape first, "
+            f"and raise a ValueError: {rule}"
+        ) from None
+    raise CheckFailure(f"{what} raised nothing; it should raise a ValueError.\n  Hint: {rule}")
+
+
+class _RecordsGradMode(Function):
+    """The identity, whose backward notes whether ops were recording when it was called."""
+
+    def __init__(self) -> None:
+        self.recording: list[bool] = []
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return a.copy()
+
+    def backward(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor]:
+        self.recording.append(is_grad_enabled())
+        return (out_grad * 1.0,)
+
+
+def _check_walk_records_nothing(backward: Callable[..., Any], rng: np.random.Generator) -> None:
+    """The ops' backward methods must run under no_grad(), so they build no graph of the gradient."""
+    x = Tensor(random_array((3,), rng), requires_grad=True)
+    spy = _RecordsGradMode()
+    out = (spy(x) * x).sum()
+    _call(backward, out, what="backward(out) on a small graph of x of shape (3,)")
+    if any(spy.recording):
+        raise CheckFailure(
+            "backward(out) called the ops' backward methods while ops were recording, so every "
+            "Tensor operation in them added a node to a graph of the gradient that nobody uses "
+            "(memory and time for nothing).\n  Hint: run the walk (steps 2 to 4) inside "
+            "`with no_grad():`, as the exercise says."
+        )
 
 
 def _reference_backward(root: Tensor, grad: Any = None) -> None:

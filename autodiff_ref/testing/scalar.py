@@ -180,6 +180,8 @@ SCALAR_OPS: dict[str, _Op] = {
             (1.0 - xs[0] ** 2, "use the output t = tanh(a): the local gradient is 1 - t**2, "
                                "not 1 - a**2."),
             (math.tanh(xs[0]) ** 2 - 1.0, "the sign is flipped: d tanh(a)/da = 1 - tanh(a)**2."),
+            (1.0 + math.tanh(xs[0]) ** 2, "the square is added, but it is subtracted: d tanh(a)/da "
+                                          "= 1 - tanh(a)**2, which is at most 1."),
         ],
     ),
     "relu": _Op(

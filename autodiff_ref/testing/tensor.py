@@ -509,6 +509,13 @@ def _shape_hint(case: _Case, i: int, got: np.ndarray) -> str:
     name, shape, expected = case.names[i], case.arrays[i].shape, case.numeric[i]
     rule = " " + _matmul_rule(case.arrays[0].shape, case.arrays[1].shape, case.out.shape) \
         if case.reference.name == "MatMul" else ""
+    if case.reference.name == "BroadcastTo":
+        return (
+            f"{name} of shape {shape} was broadcast to {case.out.shape}, and its gradient is out_grad "
+            "summed over exactly the axes broadcasting added or stretched, which depend on both "
+            f"shapes: that is unbroadcast(out_grad, {name}.shape), the function of exercise 12. A sum "
+            "over one fixed axis (such as axis=0) fits only some shapes."
+        )
     if rule and got.ndim >= 2 and len(shape) >= 2 and got.shape == _swap_last(shape):
         return f"the shape is the transpose of {name}'s: a product is transposed or in the wrong order.{rule}"
     if got.size > expected.size and _can_sum_to(got.shape, shape):

@@ -952,12 +952,17 @@ def _check_plain_numbers(history: dict[str, Any]) -> None:
 def _train_loss_hint(got: Any, losses: np.ndarray, sizes: np.ndarray, batch_size: int) -> str:
     """What went wrong in a wrong mean of one epoch's batch ``losses`` (batches of ``sizes``)."""
     by_batch_size = float(np.sum(losses) * batch_size / np.sum(sizes))
-    return _matching_hint(got, [(
-        by_batch_size,
-        f"each batch loss was weighted by batch_size, but the epoch's last batch holds only {sizes[-1]} "
-        "examples: weight it by len(y), the size of this batch.",
-    )]) or ("add up loss.item() times len(y), the size of this batch (the last one is smaller than "
-            "batch_size), over the epoch's batches, then divide by the number of examples.")
+    return _matching_hint(got, [
+        (by_batch_size,
+         "each batch loss was weighted by the batch_size argument, but the epoch's last batch holds "
+         f"only {sizes[-1]} examples: weight each batch loss by len(y), the size of that batch."),
+        (float(np.mean(losses)),
+         "that is the plain mean of the batch losses, in which the epoch's last batch, of only "
+         f"{sizes[-1]} examples, counts as much as a full one. Weight each batch loss by len(y), the "
+         "size of that batch, and divide the sum by the number of examples: the mean loss per "
+         "example, as the exercise asks."),
+    ]) or ("add up loss.item() times len(y), the size of this batch (the last one is smaller than "
+           "batch_size), over the epoch's batches, then divide by the number of examples.")
 
 
 def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int = 2, batch_size: int = 100,
@@ -968,7 +973,8 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
     loop must take one optimizer step per mini-batch with the gradients cleared in between, see
     every training example once per epoch in a new random order drawn from ``rng``, and return a
     history with one plain number (not a Tensor) per epoch: ``train_loss`` the mean batch loss of
-    the epoch (weighted by batch size or not), ``test_accuracy`` (and ``train_accuracy`` if
+    the epoch, each batch's loss weighted by its size ``len(y)`` (the mean loss per example),
+    ``test_accuracy`` (and ``train_accuracy`` if
     recorded) the model's accuracy at the end of the epoch.
     """
     X_train, y_train = np.asarray(data.X_train), np.asarray(data.y_train)
@@ -1036,12 +1042,12 @@ def check_training_loop(train_fn: Callable[..., Any], data: Any, *, epochs: int 
     for epoch in range(epochs):
         losses = np.array(of_epoch(recorder.batch_losses, epoch))
         sizes = np.array([len(labels) for labels in of_epoch(recorder.batch_labels, epoch)])
-        weighted, plain = float(np.sum(losses * sizes) / np.sum(sizes)), float(np.mean(losses))
+        weighted = float(np.sum(losses * sizes) / np.sum(sizes))
         got = history["train_loss"][epoch]
-        if not any(np.isclose(got, mean, rtol=1e-6, atol=1e-9) for mean in (weighted, plain)):
+        if not np.isclose(got, weighted, rtol=1e-6, atol=1e-9):
             raise CheckFailure(
-                f"history['train_loss'][{epoch}] is {got!r}, but the mean of epoch {epoch + 1}'s batch losses "
-                f"is {weighted:.6g} (weighted by batch size; {plain:.6g} unweighted).\n"
+                f"history['train_loss'][{epoch}] is {got!r}, but the mean loss per example of epoch "
+                f"{epoch + 1} (each batch's loss weighted by its size, len(y)) is {weighted:.6g}.\n"
                 f"  Hint: {_train_loss_hint(got, losses, sizes, batch_size)}"
             )
     with no_grad():
