@@ -387,13 +387,12 @@ def _max_mistakes(case: _Case, i: int) -> Iterator[tuple[np.ndarray, str]]:
         "every element got out_grad, but only the elements that are the maximum affect the output: "
         "multiply by a mask that is 1 where a equals the maximum and 0 elsewhere."
     )
-    # Tensor has no elementwise ==, so `a == node` (or `a.data == node`) is one Python False, and
-    # out_grad times it is all zeros: of a's shape if broadcast, else of the shape it had then.
+    # A mask that matches nothing (the maximum compared in the wrong shape, or against the wrong
+    # array) makes out_grad all zeros: of a's shape if broadcast, else of the shape it had then.
     for shape in dict.fromkeys((a.shape, kept, case.out.shape)):
         yield np.zeros(shape), (
-            "the gradient is all zeros, as from a mask of all zeros: == on Tensors is not "
-            "elementwise (`a == node` is a single Python False, not a mask); compare the arrays, "
-            f"a.data == node.data.reshape({kept})."
+            "the gradient is all zeros, as from a mask that matched no element: compare a's "
+            f"elements with the maximum put back in a's rank, a.data == node.data.reshape({kept})."
         )
 
 
