@@ -205,6 +205,12 @@ def _forward_shape_hint(got: tuple[int, ...], expected: tuple[int, ...], x_shape
     return f"the output has shape (N, F, Ho, Wo), with {formula}."
 
 
+def _axes_hint(x: np.ndarray, w: np.ndarray) -> str:
+    return (f"x has shape {x.shape}, (N, C, H, W), and w {w.shape}, (F, C, kh, kw): the channel axis "
+            "is axis 1 of x but axis 1 of w too (axis 0 of w is the filter), and the sum runs over c, u "
+            "and v, as in np.einsum(\"ncijuv,fcuv->nfij\", windows, w).")
+
+
 def _forward_hint(got: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int,
                   padding: int) -> str | None:
     plain = reference_conv2d_forward(x, w, np.zeros_like(b), stride, padding)
@@ -228,7 +234,7 @@ def _check_forward_case(fn: Callable[..., Any], x: np.ndarray, w: np.ndarray, b:
                         padding: int) -> None:
     case = _describe(x.shape, w.shape, stride, padding)
     what = f"conv2d_forward({case})"
-    got = _as_array(_call(what, fn, x.copy(), w.copy(), b.copy(), stride, padding), what)
+    got = _as_array(_call(what, fn, x.copy(), w.copy(), b.copy(), stride, padding, hint=_axes_hint(x, w)), what)
     expected = reference_conv2d_forward(x, w, b, stride, padding)
     if got.shape != expected.shape:
         raise CheckFailure(
@@ -334,6 +340,9 @@ def check_conv2d_backward_weights(fn: Callable[..., Any], cases: Sequence[Any] =
             dw, db = (_as_array(r, what) for r in returned)
             if dw.shape == (w.shape[0],) and db.shape == w.shape:
                 raise CheckFailure(f"{what} returned (db, dw); return them as (dw, db).")
+            if dw.shape != w.shape and dw.shape == (w.shape[1], w.shape[0]) + w.shape[2:]:
+                raise CheckFailure(f"dw from {what} has shape {dw.shape}, expected {w.shape}.\n  Hint: the "
+                                   "channel axes are swapped: dw has w's shape (F, C, kh, kw), filter first.")
             if dw.shape != w.shape:
                 raise CheckFailure(
                     f"dw from {what} has shape {dw.shape}, expected w's shape {w.shape}.\n  Hint: "
@@ -394,7 +403,10 @@ def check_conv2d_backward_input(fn: Callable[..., Any], cases: Sequence[Any] = C
         for case in cases:
             x, w, b, stride, padding, out_grad, numeric = _conv_case(case, rng)
             what = f"conv2d_backward_input(out_grad, {_describe(x.shape, w.shape, stride, padding)})"
-            dx = _as_array(_call(what, fn, out_grad.copy(), x.copy(), w.copy(), stride, padding), what)
+            dx = _as_array(_call(what, fn, out_grad.copy(), x.copy(), w.copy(), stride, padding, hint=(
+                f"out_grad has shape {out_grad.shape}, (N, F, Ho, Wo), and w {w.shape}, (F, C, kh, kw): the "
+                "gradient flows from filter f back to channel c, a sum over f, as in "
+                "np.einsum(\"nfij,fc->ncij\", out_grad, w[:, :, u, v]).")), what)
             if dx.shape != x.shape:
                 raise CheckFailure(f"dx from {what} has shape {dx.shape}, expected {x.shape}.\n"
                                    f"  Hint: {_input_shape_hint(dx, numeric[0], stride, padding)}")
@@ -554,14 +566,15 @@ def check_digit_cnn(ModelClass: type, seed: int = 0) -> None:
     parameters = list(named.values())
     ordered = [named[name] for _, name in DIGIT_CNN_SHAPES]
     x = np.random.default_rng(seed + 1).uniform(-1, 2, size=(5, 1, 8, 8)).astype(ordered[0].dtype)
-    out = _call("model(x) for x of shape (5, 1, 8, 8)", model, Tensor(x))
+    layers = ("the layers are, in order: conv1 (padding=1), ReLU, 2x2 max pool, conv2 (padding=1), ReLU, "
+              "2x2 max pool, flatten to (N, 256) with x.reshape(len(x), -1), output Linear. Padding 1 keeps "
+              "8x8; each pooling halves it, 8 -> 4 -> 2, so the Linear layer sees 64 * 2 * 2 = 256 features.")
+    out = _call("model(x) for x of shape (5, 1, 8, 8)", model, Tensor(x), hint=layers)
     got = _as_array(out, "model(x)")
     expected = _digit_cnn_reference([p.data.astype(np.float64) for p in ordered], x.astype(np.float64))
     if got.shape != expected.shape:
         raise CheckFailure(f"model(x) for x of shape (5, 1, 8, 8) has shape {got.shape}, expected (5, 10).")
-    assert_close(got, expected, "model(x) for x of shape (5, 1, 8, 8)", atol=1e-3, rtol=1e-3, hint=(
-        "the layers are, in order: conv1 (padding=1), ReLU, 2x2 max pool, conv2 (padding=1), ReLU, 2x2 max "
-        "pool, flatten to (N, 256), output Linear."))
+    assert_close(got, expected, "model(x) for x of shape (5, 1, 8, 8)", atol=1e-3, rtol=1e-3, hint=layers)
     for p in parameters:
         p.grad = None
     _call("model(x).sum().backward()", lambda: model(Tensor(x)).sum().backward())
