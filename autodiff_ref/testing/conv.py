@@ -262,8 +262,9 @@ def _check_speed(fn: Callable[..., Any], rng: np.random.Generator, limit: float)
             f"conv2d_forward took {seconds:.2f} s for 64 images of 32 channels, 8x8, with 32 filters "
             f"of 3x3 (the reference: {reference_seconds * 1000:.0f} ms). Training calls it hundreds of "
             "times per epoch.\n  Hint: loop over nothing that grows with the data. Take every window at "
-            "once with np.lib.stride_tricks.sliding_window_view, then one np.einsum (or np.tensordot) "
-            "over the channel and kernel axes; a loop over the kh * kw kernel offsets is fine too."
+            "once with np.lib.stride_tricks.sliding_window_view, then one np.einsum (with optimize=True, "
+            "or np.tensordot) over the channel and kernel axes; a loop over the kh * kw kernel offsets "
+            "is fine too."
         )
 
 
