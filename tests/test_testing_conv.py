@@ -112,6 +112,8 @@ def conv2d_backward_weights(out_grad, x, w, stride=1, padding=0, mistake=None):
         db = out_grad.sum(axis=(0, 2, 3), keepdims=True)
     if mistake == "bias mean":
         db = out_grad.sum(axis=(0, 2, 3)) / len(x)
+    if mistake == "bias per position":
+        db = out_grad.sum(axis=0)
     return (db, dw) if mistake == "order" else (dw, db)
 
 
@@ -261,6 +263,7 @@ def test_conv2d_forward_with_loops_over_everything_is_too_slow():
     ("bias per image", ["not summed over the batch"]),
     ("bias keepdims", ["without keepdims"]),
     ("bias mean", ["mean over the batch"]),
+    ("bias per position", ["not summed over the positions", "axes 2 and 3"]),
     ("order", ["returned (db, dw)"]),
     ("stride", ["windows[:, :, ::stride, ::stride]"]),
 ])
@@ -278,6 +281,19 @@ def test_conv2d_backward_weights_hints(mistake, phrases):
 def test_conv2d_backward_input_hints(function, mistake, phrases):
     fails_with(check_conv2d_backward_input, with_mistake(function, mistake), phrases=phrases,
                cases=(CONV_CASES[1], CONV_CASES[2]))
+
+
+def test_swapped_weight_gradient_axes_with_as_many_filters_as_channels():
+    fails_with(check_conv2d_backward_weights, with_mistake(conv2d_backward_weights, "channels"),
+               phrases=["channel axes are swapped", "filter first"], cases=(CONV_CASES[1],))
+
+
+def test_an_input_gradient_cut_short_by_the_stride_keeps_the_inputs_shape():
+    def cut_short(out_grad, x, w, stride=1, padding=0):
+        return conv2d_backward_input(out_grad, x, w, stride, padding)[:, :, :-1]
+
+    fails_with(check_conv2d_backward_input, cut_short, phrases=["no window", "still there"],
+               cases=(CONV_CASES[3],))
 
 
 def test_swapped_channel_axes_that_do_not_fit_get_a_hint_too():
@@ -304,6 +320,7 @@ def test_max_pool2d_hints():
 def test_avg_pool2d_hints():
     fails_with(check_avg_pool2d, lambda x, size: avg_pool2d_forward(x, size, total=True), avg_pool2d_backward,
                phrases=["each window's sum"])
+    fails_with(check_avg_pool2d, max_pool2d_forward, avg_pool2d_backward, phrases=["maximum of each window"])
     fails_with(check_avg_pool2d, avg_pool2d_forward, lambda g, x, size: avg_pool2d_backward(g, x, size, True),
                phrases=["1/size**2", "not all of out_grad"])
 
@@ -367,3 +384,17 @@ def test_check_digit_cnn():
     check_digit_cnn(digit_cnn())
     fails_with(check_digit_cnn, digit_cnn(padding=0, features=64), phrases=["64 * 2 * 2 = 256 features"])
     fails_with(check_digit_cnn, digit_cnn(pool=False), phrases=["256 features", "8 -> 4 -> 2"])
+
+
+def test_check_digit_cnn_needs_a_module_whose_parameters_all_get_gradients():
+    fails_with(check_digit_cnn, lambda rng: object(), phrases=["not a Module"])
+
+    class CutOff(digit_cnn()):
+        def forward(self, x):  # the first layer's output rewrapped: the graph stops there
+            from autodiff_ref import Tensor
+
+            x = Tensor(ops.max_pool2d(self.conv1(x).relu(), 2).data)
+            x = ops.max_pool2d(self.conv2(x).relu(), 2)
+            return self.output(x.reshape(len(x), -1))
+
+    fails_with(check_digit_cnn, CutOff, phrases=["conv1.weight", "has no gradient"])

@@ -317,7 +317,8 @@ def _bias_shape_hint(got: tuple[int, ...], out_grad: np.ndarray) -> str:
     if got == (n, f):
         return "it is not summed over the batch: each bias is added in every image, so sum over axis 0 too."
     if got == (f,) + out_grad.shape[2:]:
-        return "it is not summed over the batch axis 0."
+        return ("it is not summed over the positions: each bias is added at every (i, j) of its map, "
+                "so sum over axes 2 and 3 too.")
     if got == out_grad.shape[:2] + (1, 1) or got == (1, f, 1, 1):
         return f"the summed axes are kept: sum over (0, 2, 3) without keepdims, giving ({f},)."
     return (f"db has the bias's shape ({f},): b[f] is added at every position of every image, so its "
