@@ -251,9 +251,11 @@ def _check_speed(fn: Callable[..., Any], rng: np.random.Generator, limit: float)
     x = random_array((64, 32, 8, 8), rng).astype(np.float32)
     w = random_array((32, 32, 3, 3), rng).astype(np.float32)
     b = random_array((32,), rng).astype(np.float32)
-    start = time.perf_counter()
-    reference_conv2d_forward(x, w, b, 1, 1)
-    reference_seconds = time.perf_counter() - start
+    reference_seconds = np.inf
+    for _ in range(3):  # the best of three: a busy machine slows single runs down at random
+        start = time.perf_counter()
+        reference_conv2d_forward(x, w, b, 1, 1)
+        reference_seconds = min(reference_seconds, time.perf_counter() - start)
     start = time.perf_counter()
     _call("conv2d_forward on a batch of 64 images of 32 channels", fn, x, w, b, 1, 1)
     seconds = time.perf_counter() - start
