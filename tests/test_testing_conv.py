@@ -257,6 +257,25 @@ def test_conv2d_forward_with_loops_over_everything_is_too_slow():
                phrases=["Training calls it hundreds of times", "sliding_window_view"])
 
 
+def backward_loops(out_grad, x, w, stride=1, padding=0):
+    """Both backwards, right but one output position at a time: (dw, db), dx."""
+    windows = windows_of(x, w.shape[2:], stride, padding)
+    p = padding
+    dw, dx = np.zeros(w.shape), np.zeros((x.shape[0], x.shape[1], x.shape[2] + 2 * p, x.shape[3] + 2 * p))
+    kh, kw = w.shape[2:]
+    for n, f, i, j in np.ndindex(out_grad.shape):
+        dw[f] += out_grad[n, f, i, j] * windows[n, :, i, j]
+        dx[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw] += out_grad[n, f, i, j] * w[f]
+    return (dw, out_grad.sum(axis=(0, 2, 3))), dx[:, :, p:p + x.shape[2], p:p + x.shape[3]]
+
+
+def test_backwards_with_loops_over_every_position_are_too_slow():
+    fails_with(check_conv2d_backward_input, lambda *args: backward_loops(*args)[1], time_limit=0.01,
+               phrases=["conv2d_backward_input took", "optimize=True"])
+    fails_with(check_conv2d_backward_weights, lambda *args: backward_loops(*args)[0], time_limit=0.01,
+               phrases=["conv2d_backward_weights took", "Training calls it"])
+
+
 @pytest.mark.parametrize("mistake, phrases", [
     ("flip", ["weight gradient is flipped"]),
     ("channels", ["channel axes are swapped"]),

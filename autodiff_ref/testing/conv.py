@@ -244,29 +244,32 @@ def _check_forward_case(fn: Callable[..., Any], x: np.ndarray, w: np.ndarray, b:
     assert_close(got, expected, f"The output of {what}", hint=_forward_hint(got, x, w, b, stride, padding))
 
 
-def _check_speed(fn: Callable[..., Any], rng: np.random.Generator, limit: float) -> None:
-    """A batch as large as the network's in well under a second: loops over every image, filter
-    and position take minutes per epoch. Slower than ``limit`` seconds *and* 50 times the
-    reference fails; both, so that a busy machine does not fail a vectorised answer."""
+def _check_speed(name: str, fn: Callable[..., Any], reference: Callable[..., Any], rng: np.random.Generator,
+                 limit: float) -> None:
+    """``fn`` on a batch as large as the network's, in well under a second: loops over every image,
+    filter and position take minutes per epoch. Slower than ``limit`` seconds *and* 50 times the
+    reference fails; both, so that a busy machine does not fail a vectorised answer. ``fn`` and
+    ``reference`` are called as the forward is, or with out_grad first as the backwards are."""
     x = random_array((64, 32, 8, 8), rng).astype(np.float32)
     w = random_array((32, 32, 3, 3), rng).astype(np.float32)
-    b = random_array((32,), rng).astype(np.float32)
+    first = random_array((32,), rng) if name == "conv2d_forward" else random_array(x.shape, rng)
+    arguments = (x, w, first.astype(np.float32)) if name == "conv2d_forward" else (first.astype(np.float32), x, w)
     reference_seconds = np.inf
     for _ in range(3):  # the best of three: a busy machine slows single runs down at random
         start = time.perf_counter()
-        reference_conv2d_forward(x, w, b, 1, 1)
+        reference(*arguments, 1, 1)
         reference_seconds = min(reference_seconds, time.perf_counter() - start)
     start = time.perf_counter()
-    _call("conv2d_forward on a batch of 64 images of 32 channels", fn, x, w, b, 1, 1)
+    _call(f"{name} on a batch of 64 images of 32 channels", fn, *arguments, 1, 1)
     seconds = time.perf_counter() - start
     if seconds > limit and seconds > 50 * reference_seconds:
         raise CheckFailure(
-            f"conv2d_forward took {seconds:.2f} s for 64 images of 32 channels, 8x8, with 32 filters "
-            f"of 3x3 (the reference: {reference_seconds * 1000:.0f} ms). Training calls it hundreds of "
-            "times per epoch.\n  Hint: loop over nothing that grows with the data. Take every window at "
-            "once with np.lib.stride_tricks.sliding_window_view, then one np.einsum (with optimize=True, "
-            "or np.tensordot) over the channel and kernel axes; a loop over the kh * kw kernel offsets "
-            "is fine too."
+            f"{name} took {seconds:.2f} s for 64 images of 32 channels, 8x8, with 32 filters of 3x3 "
+            f"(the reference: {reference_seconds * 1000:.0f} ms). Training calls it hundreds of times "
+            "per epoch.\n  Hint: loop over nothing that grows with the data. Take every window at once "
+            "with np.lib.stride_tricks.sliding_window_view, and contract with np.einsum(..., "
+            "optimize=True) or np.tensordot: without optimize=True, einsum sums in its own loops, a "
+            "hundred times slower than a matrix product. A loop over the kh * kw kernel offsets is fine."
         )
 
 
@@ -281,7 +284,7 @@ def check_conv2d_forward(fn: Callable[..., Any], cases: Sequence[Any] = CONV_CAS
         for x_shape, w_shape, stride, padding in cases:
             x, w = random_array(tuple(x_shape), rng), random_array(tuple(w_shape), rng)
             _check_forward_case(fn, x, w, random_array((w_shape[0],), rng), stride, padding)
-        _check_speed(fn, rng, time_limit)
+        _check_speed("conv2d_forward", fn, reference_conv2d_forward, rng, time_limit)
 
 
 # --- exercises 3 and 4: the backward ----------------------------------------------------------------
@@ -327,10 +330,12 @@ def _bias_shape_hint(got: tuple[int, ...], out_grad: np.ndarray) -> str:
             "gradient is out_grad summed over the batch and the positions, axes (0, 2, 3).")
 
 
-def check_conv2d_backward_weights(fn: Callable[..., Any], cases: Sequence[Any] = CONV_CASES, seed: int = 0) -> None:
+def check_conv2d_backward_weights(fn: Callable[..., Any], cases: Sequence[Any] = CONV_CASES, seed: int = 0,
+                                  time_limit: float = 1.0) -> None:
     """Check ``conv2d_backward_weights(out_grad, x, w, stride, padding) -> (dw, db)``, the
     gradients of ``sum(out_grad * conv2d(x, w, b))`` for the weight ``(F, C, kh, kw)`` and the
-    bias ``(F,)``, against central differences on each case of :data:`CONV_CASES`."""
+    bias ``(F,)``, against central differences on each case of :data:`CONV_CASES`; then its speed,
+    as :func:`check_conv2d_forward` checks the forward's."""
     with own_work("conv2d_backward_weights", fn, reference_conv2d_backward_weights, also=_REFERENCE_CODE):
         rng = np.random.default_rng(seed)
         for case in cases:
@@ -361,6 +366,7 @@ def check_conv2d_backward_weights(fn: Callable[..., Any], cases: Sequence[Any] =
                 (numeric[2] / x.shape[0], "db is the mean over the batch; the loss sums each bias's "
                  "contributions, so sum over axes (0, 2, 3)."),
             ]))
+        _check_speed("conv2d_backward_weights", fn, reference_conv2d_backward_weights, rng, time_limit)
 
 
 def _input_hint(got: np.ndarray, expected: np.ndarray, out_grad: np.ndarray, x: np.ndarray, w: np.ndarray,
@@ -398,10 +404,12 @@ def _input_shape_hint(got: np.ndarray, expected: np.ndarray, stride: int, paddin
             "reached (at the bottom and right) get gradient 0, but they are still there.")
 
 
-def check_conv2d_backward_input(fn: Callable[..., Any], cases: Sequence[Any] = CONV_CASES, seed: int = 0) -> None:
+def check_conv2d_backward_input(fn: Callable[..., Any], cases: Sequence[Any] = CONV_CASES, seed: int = 0,
+                                time_limit: float = 1.0) -> None:
     """Check ``conv2d_backward_input(out_grad, x, w, stride, padding) -> dx``, the gradient of
     ``sum(out_grad * conv2d(x, w, b))`` for the input ``(N, C, H, W)``, against central
-    differences on each case of :data:`CONV_CASES`."""
+    differences on each case of :data:`CONV_CASES`; then its speed, as :func:`check_conv2d_forward`
+    checks the forward's."""
     with own_work("conv2d_backward_input", fn, reference_conv2d_backward_input, also=_REFERENCE_CODE):
         rng = np.random.default_rng(seed)
         for case in cases:
@@ -416,6 +424,7 @@ def check_conv2d_backward_input(fn: Callable[..., Any], cases: Sequence[Any] = C
                                    f"  Hint: {_input_shape_hint(dx, numeric[0], stride, padding)}")
             assert_close(dx, numeric[0], f"dx from {what}",
                          hint=_input_hint(dx, numeric[0], out_grad, x, w, stride, padding))
+        _check_speed("conv2d_backward_input", fn, reference_conv2d_backward_input, rng, time_limit)
 
 
 # --- exercises 5 and 6: pooling ----------------------------------------------------------------------
