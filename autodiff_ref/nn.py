@@ -5,7 +5,8 @@
   attributes (parameters, sub-modules, and lists or tuples of them), so a model is written as a
   plain class with ``__init__`` and ``forward``.
 * Layers: :class:`Linear`, :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`, :class:`Sequential`,
-  :class:`Dropout`, :class:`LayerNorm`, :class:`Embedding`.
+  :class:`Dropout`, :class:`LayerNorm`, :class:`Embedding`, and for images :class:`Conv2d`,
+  :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`Flatten`.
 * Saving: :meth:`Module.state_dict`, :meth:`Module.load_state_dict`, and :func:`save` /
   :func:`load` for a model with its optimizer in one ``.npz`` file.
 * Losses and metrics: :func:`mse_loss`, :func:`cross_entropy`, :func:`accuracy`.
@@ -20,7 +21,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .ops import LogSoftmax, affine, constant
+from .ops import LogSoftmax, affine, avg_pool2d, constant, conv2d, max_pool2d
 from .tensor import Function, Tensor, is_grad_enabled
 
 __all__ = [
@@ -40,6 +41,10 @@ __all__ = [
     "Embedding",
     "save",
     "load",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Flatten",
 ]
 
 
@@ -525,3 +530,80 @@ def load(path: Any, model: Module, optimizer: Any = None, scheduler: Any = None)
         if not state and part != "model":
             raise KeyError(f"{path} holds no {part} state: it was saved without one")
         owner.load_state_dict(state)
+
+# -- convolutional layers -------------------------------------------------------------------------
+
+
+class Conv2d(Module):
+    """A convolutional layer: ``(N, in_channels, H, W) -> (N, out_channels, Ho, Wo)``.
+
+    ``weight`` has shape ``(out_channels, in_channels, k, k)``, filter first as in PyTorch (unlike
+    :class:`Linear`'s input-major weight: here the filter is the unit one looks at and draws),
+    ``bias`` shape ``(out_channels,)``. ``Ho = (H + 2 padding - k) // stride + 1``, ``Wo`` alike.
+    Each output sums ``in_channels * k * k`` products, its fan-in, so the weights are drawn
+    He-uniform as in :class:`Linear`: ``U(-a, a)`` with ``a = sqrt(6 / fan_in)``. ``rng`` is a
+    ``numpy.random.Generator`` or an integer seed.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True, rng: np.random.Generator | int | None = None,
+                 dtype: Any = np.float64) -> None:
+        for what, size in (("in_channels", in_channels), ("out_channels", out_channels),
+                           ("kernel_size", kernel_size)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"Conv2d needs {what} to be a positive integer, got {size!r}")
+        self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), int(kernel_size)
+        self.stride, self.padding = stride, padding
+        rng = np.random.default_rng(rng)
+        bound = np.sqrt(6.0 / (in_channels * kernel_size * kernel_size))
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = Parameter(rng.uniform(-bound, bound, size=shape), dtype=dtype)
+        self.bias = Parameter(np.zeros(out_channels), dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """``(N, in_channels, H, W) -> (N, out_channels, Ho, Wo)``."""
+        shape = np.shape(x)
+        if len(shape) != 4 or shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d expects images of shape (N, {self.in_channels}, H, W), got shape {shape}"
+            )
+        return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def __repr__(self) -> str:
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None})")
+
+
+class MaxPool2d(Module):
+    """The maximum of each ``size x size`` window, windows side by side: ``(N, C, H, W) ->
+    (N, C, H // size, W // size)``."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool2d(x, self.size)
+
+    def __repr__(self) -> str:
+        return f"MaxPool2d(size={self.size})"
+
+
+class AvgPool2d(Module):
+    """The mean of each ``size x size`` window, windows side by side: ``(N, C, H, W) ->
+    (N, C, H // size, W // size)``."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return avg_pool2d(x, self.size)
+
+    def __repr__(self) -> str:
+        return f"AvgPool2d(size={self.size})"
+
+
+class Flatten(Module):
+    """Every axis after the first as one: ``(N, C, H, W) -> (N, C * H * W)``, for a Linear layer."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], -1)

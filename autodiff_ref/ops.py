@@ -873,3 +873,208 @@ def _unsupported(name: str) -> TypeError:
         "graph, so no gradient would flow through it. Use a Tensor op (docs/library.md lists "
         "them), or pass t.data for a plain array, without gradient"
     )
+
+# -- convolution and pooling ----------------------------------------------------------------------
+#
+# Images are batches of shape (N, C, H, W): N images of C channels, H rows and W columns. A
+# convolution's weight has shape (F, C, kh, kw): F filters, each looking at all C channels through
+# a kh x kw window. As in every deep-learning library, "convolution" here is cross-correlation: the
+# kernel slides over the image without being flipped.
+#
+# The convolution is bilinear in (x, w), so its two gradients are two more bilinear ops, and each of
+# the three ops has the other two in its backward: Conv2dInputGrad (PyTorch's conv_transpose2d) and
+# Conv2dWeightGrad. That closes the set, so gradients of gradients come for free.
+
+
+def _windows(x: np.ndarray, kernel: tuple[int, int], stride: int, padding: int) -> np.ndarray:
+    """Every patch a ``kernel``-sized window visits: ``(N, C, H, W) -> (N, C, Ho, Wo, kh, kw)``.
+
+    A view into the (padded) input, no copy: ``windows[n, c, i, j]`` is the patch whose top-left
+    corner is at row ``i * stride``, column ``j * stride`` of the padded image.
+    """
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    return np.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def _check_conv_settings(stride: Any, padding: Any) -> tuple[int, int]:
+    for what, value, least in (("stride", stride, 1), ("padding", padding, 0)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+            raise ValueError(f"{what} must be an integer >= {least}, got {value!r}")
+    return int(stride), int(padding)
+
+
+class Conv2d(Function):
+    """2-D cross-correlation: ``x (N, C, H, W)``, ``w (F, C, kh, kw)``, optional ``b (F,)`` ->
+    ``(N, F, Ho, Wo)`` with ``Ho = (H + 2 padding - kh) // stride + 1`` (``Wo`` alike).
+
+    ``out[n, f, i, j] = b[f] + sum over c, u, v of x_padded[n, c, i*stride + u, j*stride + v] w[f, c, u, v]``.
+    """
+
+    def __init__(self, stride: int = 1, padding: int = 0):
+        self.stride, self.padding = _check_conv_settings(stride, padding)
+
+    def forward(self, x, w, b=None):
+        if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
+            raise ValueError("Conv2d needs x of shape (N, C, H, W) and w of shape (F, C, kh, kw), the same C")
+        if b is not None and b.shape != w.shape[:1]:
+            raise ValueError(f"Conv2d needs a bias of shape ({w.shape[0]},), one number per filter")
+        padded = (x.shape[2] + 2 * self.padding, x.shape[3] + 2 * self.padding)
+        if w.shape[2] > padded[0] or w.shape[3] > padded[1]:
+            raise ValueError(f"a {w.shape[2]}x{w.shape[3]} kernel does not fit in the padded {padded[0]}x{padded[1]} image")
+        windows = _windows(x, w.shape[2:], self.stride, self.padding)
+        # One matrix product over (c, u, v): tensordot lays the patches out as im2col's rows.
+        out = np.tensordot(windows, w, axes=((1, 4, 5), (1, 2, 3))).transpose(0, 3, 1, 2)
+        return out if b is None else out + b.reshape(-1, 1, 1)
+
+    def backward(self, g, node):
+        x, w = node.inputs[:2]
+        grads = (
+            Conv2dInputGrad(x.shape[2:], self.stride, self.padding)(g, w) if x.requires_grad else None,
+            Conv2dWeightGrad(w.shape[2:], self.stride, self.padding)(x, g) if w.requires_grad else None,
+        )
+        if len(node.inputs) == 2:
+            return grads
+        # Each bias is added at every position of every image: its gradient sums over all of them.
+        return grads + (g.sum(axis=(0, 2, 3)) if node.inputs[2].requires_grad else None,)
+
+
+class Conv2dInputGrad(Function):
+    """The gradient of a :class:`Conv2d` with respect to its input (a transposed convolution):
+    ``g (N, F, Ho, Wo)``, ``w (F, C, kh, kw)`` -> ``(N, C, H, W)`` for the input size ``(H, W)``.
+
+    Each output position received ``sum w * patch`` from one patch, so it hands ``g * w`` back to
+    that patch: a scatter-add of ``g[n, :, i, j] @ w`` into the padded image (col2im), with the
+    padding then cropped off. Rows a strided window never reached get 0.
+    """
+
+    def __init__(self, input_size: tuple[int, int], stride: int = 1, padding: int = 0):
+        self.input_size = tuple(int(n) for n in input_size)
+        self.stride, self.padding = _check_conv_settings(stride, padding)
+
+    def forward(self, g, w):
+        (n, _, out_h, out_w), (_, c, kh, kw) = g.shape, w.shape
+        s, p = self.stride, self.padding
+        patches = np.tensordot(g, w, axes=(1, 0))  # (N, Ho, Wo, C, kh, kw): each patch's share
+        padded = np.zeros((n, c, self.input_size[0] + 2 * p, self.input_size[1] + 2 * p), dtype=patches.dtype)
+        for u in range(kh):  # kernel offset (u, v) touches rows u, u + s, ... and columns v, v + s, ...
+            for v in range(kw):
+                padded[:, :, u:u + s * out_h:s, v:v + s * out_w:s] += patches[..., u, v].transpose(0, 3, 1, 2)
+        return padded[:, :, p:p + self.input_size[0], p:p + self.input_size[1]]
+
+    def backward(self, grad, node):
+        g, w = node.inputs
+        # <grad, input_grad(g, w)> = <conv2d(grad, w), g>: differentiate that in g and in w.
+        return (
+            Conv2d(self.stride, self.padding)(grad, w) if g.requires_grad else None,
+            Conv2dWeightGrad(w.shape[2:], self.stride, self.padding)(grad, g) if w.requires_grad else None,
+        )
+
+
+class Conv2dWeightGrad(Function):
+    """The gradient of a :class:`Conv2d` with respect to its weight: ``x (N, C, H, W)``,
+    ``g (N, F, Ho, Wo)`` -> ``(F, C, kh, kw)`` for the kernel size ``(kh, kw)``.
+
+    A weight is used at every position of every image, so its gradient sums ``g`` times the input
+    it multiplied, over all of them: the patches contracted with ``g``.
+    """
+
+    def __init__(self, kernel_size: tuple[int, int], stride: int = 1, padding: int = 0):
+        self.kernel_size = tuple(int(n) for n in kernel_size)
+        self.stride, self.padding = _check_conv_settings(stride, padding)
+
+    def forward(self, x, g):
+        windows = _windows(x, self.kernel_size, self.stride, self.padding)
+        # einsum picks a better memory order here than tensordot, which copies g transposed.
+        return np.einsum("nfij,ncijuv->fcuv", g, windows, optimize=True)
+
+    def backward(self, grad, node):
+        x, g = node.inputs
+        # <grad, weight_grad(x, g)> = <g, conv2d(x, grad)>: differentiate that in x and in g.
+        return (
+            Conv2dInputGrad(x.shape[2:], self.stride, self.padding)(g, grad) if x.requires_grad else None,
+            Conv2d(self.stride, self.padding)(x, grad) if g.requires_grad else None,
+        )
+
+
+def _pool_windows(x: np.ndarray, size: int) -> np.ndarray:
+    """``(N, C, H, W) -> (N, C, H // size, size, W // size, size)``, a view of the non-overlapping
+    ``size x size`` windows; rows and columns left over at the bottom and right are dropped."""
+    n, c, h, w = x.shape
+    rows, columns = h // size, w // size
+    if rows == 0 or columns == 0:
+        raise ValueError(f"a {size}x{size} pooling window does not fit in a {h}x{w} image")
+    return x[:, :, :rows * size, :columns * size].reshape(n, c, rows, size, columns, size)
+
+
+def _check_pool_size(size: Any) -> int:
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"the pooling size must be a positive integer, got {size!r}")
+    return int(size)
+
+
+def _spread(g: Tensor, size: int, scale: Any, shape: tuple[int, ...]) -> Tensor:
+    """``g (N, C, Ho, Wo)`` copied to every element of its window and times ``scale`` (a number
+    or a constant of the windows' shape), as a Tensor of the pooled input's ``shape``; the rows
+    and columns that pooling dropped get 0."""
+    n, c, rows, columns = g.shape
+    spread = (g.reshape(n, c, rows, 1, columns, 1) * scale).broadcast_to((n, c, rows, size, columns, size))
+    spread = spread.reshape(n, c, rows * size, columns * size)
+    if spread.shape == shape:
+        return spread
+    return IndexAdd((slice(None), slice(None), slice(0, rows * size), slice(0, columns * size)), shape)(spread)
+
+
+class MaxPool2d(Function):
+    """The largest value of each non-overlapping ``size x size`` window: ``(N, C, H, W) ->
+    (N, C, H // size, W // size)``.
+
+    The gradient goes to the element that was the maximum; the others did not affect the output.
+    When several elements tie for the maximum, the first of them (in row-major order) takes it all,
+    as in PyTorch: any split among the tied elements is a valid subgradient, but sending the full
+    gradient to each of them would not be.
+    """
+
+    def __init__(self, size: int = 2):
+        self.size = _check_pool_size(size)
+
+    def forward(self, x):
+        return _pool_windows(x, self.size).max(axis=(3, 5))
+
+    def backward(self, g, node):
+        (x,) = node.inputs
+        windows = _pool_windows(x.data, self.size)
+        n, c, rows, size, columns, _ = windows.shape
+        flat = windows.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, rows, columns, size * size)
+        winner = np.zeros_like(flat)
+        np.put_along_axis(winner, flat.argmax(axis=-1)[..., None], 1, axis=-1)  # the first maximum
+        mask = winner.reshape(n, c, rows, columns, size, size).transpose(0, 1, 2, 4, 3, 5)
+        return (_spread(g, self.size, constant(mask), x.shape),)
+
+
+class AvgPool2d(Function):
+    """The mean of each non-overlapping ``size x size`` window: ``(N, C, H, W) ->
+    (N, C, H // size, W // size)``. Each element of a window gets ``1 / size**2`` of its gradient."""
+
+    def __init__(self, size: int = 2):
+        self.size = _check_pool_size(size)
+
+    def forward(self, x):
+        return _pool_windows(x, self.size).mean(axis=(3, 5))
+
+    def backward(self, g, node):
+        (x,) = node.inputs
+        return (_spread(g, self.size, 1.0 / self.size**2, x.shape),)
+
+
+def conv2d(x, w, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+    op = Conv2d(stride, padding)
+    return op(x, w) if b is None else op(x, w, b)
+
+
+def max_pool2d(x, size: int = 2) -> Tensor:
+    return MaxPool2d(size)(x)
+
+
+def avg_pool2d(x, size: int = 2) -> Tensor:
+    return AvgPool2d(size)(x)

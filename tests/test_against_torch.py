@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import autodiff_ref as ad
-from autodiff_ref import Tensor, grad
+from autodiff_ref import Tensor, grad, ops
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; it is only needed for this optional comparison")
 
@@ -141,6 +141,30 @@ CASES = {
         ).mean(),
         [((5, 3), "real"), ((3, 4), "real"), ((4,), "real"), ((4, 3), "real")],
     ),
+    "conv2d with stride, padding and a rectangular kernel": (
+        lambda x, w, b: ops.conv2d(x, w, b, stride=2, padding=1),
+        lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride=2, padding=1),
+        [((2, 3, 7, 6), "real"), ((4, 3, 3, 2), "real"), ((4,), "real")],
+    ),
+    "conv2d whose stride leaves rows unread": (
+        lambda x, w: ops.conv2d(x, w, stride=3),
+        lambda x, w: torch.nn.functional.conv2d(x, w, stride=3),
+        [((1, 2, 8, 7), "real"), ((3, 2, 2, 3), "real")],
+    ),
+    "max and average pooling, sizes that do not divide": (
+        lambda x: ops.max_pool2d(x, 2) * ops.avg_pool2d(x, 2) + ops.max_pool2d(x, 3).sum(),
+        lambda x: torch.nn.functional.max_pool2d(x, 2) * torch.nn.functional.avg_pool2d(x, 2)
+        + torch.nn.functional.max_pool2d(x, 3).sum(),
+        [((2, 3, 7, 6), "real")],
+    ),
+    "a small convolutional network": (
+        lambda x, w1, w2: ops.max_pool2d(ops.conv2d(x, w1, padding=1).relu(), 2).tanh()
+        * ops.avg_pool2d(ops.conv2d(x, w2, padding=1), 2),
+        lambda x, w1, w2: torch.tanh(torch.nn.functional.max_pool2d(
+            torch.relu(torch.nn.functional.conv2d(x, w1, padding=1)), 2))
+        * torch.nn.functional.avg_pool2d(torch.nn.functional.conv2d(x, w2, padding=1), 2),
+        [((2, 2, 6, 6), "real"), ((3, 2, 3, 3), "real"), ((3, 2, 3, 3), "real")],
+    ),
 }
 
 
@@ -221,3 +245,19 @@ def test_ties_and_bounds_split_and_pass_gradients_as_torch_does():
         theirs(xt, yt).sum().backward()
         np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
         np.testing.assert_allclose(y.grad, yt.grad.numpy(), rtol=1e-12)
+
+def test_second_derivatives_through_a_convolution_match_torch():
+    rng = np.random.default_rng(2)
+    x, w, v = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((4, 3, 3, 3))
+
+    def loss(w, x):
+        return (ops.max_pool2d(ops.conv2d(x, w, stride=2, padding=1), 2).tanh() ** 2).sum()
+
+    ours = grad(lambda w: (grad(loss)(w, x) * v).sum())(w)
+
+    w_torch = torch.tensor(w, requires_grad=True)
+    out = torch.nn.functional.conv2d(torch.from_numpy(x), w_torch, stride=2, padding=1)
+    their_loss = (torch.tanh(torch.nn.functional.max_pool2d(out, 2)) ** 2).sum()
+    (first,) = torch.autograd.grad(their_loss, w_torch, create_graph=True)
+    (theirs,) = torch.autograd.grad((first * torch.from_numpy(v)).sum(), w_torch)
+    np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-10, atol=1e-12)

@@ -85,6 +85,10 @@ MISTAKES = {
         "accumulate_grad", "tensor.grad += grad", "tensor.grad = grad", {"test_accumulate_grad", "test_backward"},
     ),
     "07_training_a_network": ("sgd", "velocity += g", "velocity[...] = g", {"test_sgd"}),
+    "08_convolutions": (
+        "conv2d_backward_input", "return dx_padded[:, :, p:p + height, p:p + width]", "return dx_padded",
+        {"test_conv2d_backward_input"},
+    ),
 }
 
 # Code a dishonest learner puts in an answer cell: every way of faking a pass this course knows.
