@@ -159,7 +159,7 @@ def test_a_notebook_outside_any_course_runs_its_own_intact_tests_and_says_so(tmp
     rows = table_rows(output)
     assert "test_evaluate" not in rows
     assert all(row[4] == "pass" for row in rows.values()) and len(rows) == len(points_of(ASSIGNMENT)) - 1
-    assert "cell test_evaluate no longer matches its nbgrader checksum: it counts for nothing" in output
+    assert "cell test_evaluate does not match the nbgrader checksum the course gave it: it counts for nothing" in output
     assert f"no course folder found at or above {path.parent.resolve()} and {tmp_path.resolve()}" in output
     assert "hidden tests are not in this copy" in output
 
@@ -264,6 +264,23 @@ def test_a_graded_cell_the_learner_added_counts_for_nothing(course, with_solutio
     assert "note: cell bonus is marked graded in your notebook but is not a test of the course's version" in output
 
 
+def test_without_solutions_a_notebook_answered_in_place_cannot_add_points(course, capsys):
+    # The released notebook is the learner's own file here: only cells that still match the
+    # checksums nbgrader gave them at release count.
+    shutil.rmtree(course / "solutions")
+    notebook = solved_notebook(ASSIGNMENT)
+    notebook.cells.append(bonus_cell())
+    cell_with_id(notebook, "test_evaluate").metadata["nbgrader"]["points"] = 30
+    assert main(["check", str(place(course, notebook))]) == 1
+    output = capsys.readouterr().out
+    rows = table_rows(output)
+    assert "bonus" not in rows and "test_evaluate" not in rows
+    total = sum(points_of(ASSIGNMENT).values()) - points_of(ASSIGNMENT)["test_evaluate"]
+    assert f"total {total:g} / {total:g}" in " ".join(output.split())
+    for grade_id in ("test_evaluate", "bonus"):
+        assert f"cell {grade_id} does not match the nbgrader checksum the course gave it: it counts for nothing" in output
+
+
 # --- options, messages, the end of a run -----------------------------------------------------------
 
 
@@ -311,10 +328,10 @@ def test_an_endless_loop_is_stopped_after_the_timeout_and_named_as_such(course, 
     notebook = solved_notebook(ASSIGNMENT)
     answer = cell_with_id(notebook, "topological_order")
     answer.source = answer.source.replace("stack.pop()", "stack[-1]")  # never empties the stack
-    assert main(["check", str(place(course, notebook)), "--timeout", "3"]) == 1
+    assert main(["check", str(place(course, notebook)), "--timeout", "5"]) == 1
     output = capsys.readouterr().out
     rows = table_rows(output)
-    assert " ".join(rows["test_topological_order"][5:]) == "stopped after 3 s: look for an endless loop"
+    assert " ".join(rows["test_topological_order"][5:]) == "stopped after 5 s: look for an endless loop"
     assert "setprofile" not in output and "profiler" not in output
 
 

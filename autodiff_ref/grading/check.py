@@ -13,7 +13,8 @@ the course's version of the notebook (matched by ``grade_id``), so an edited tes
 points or a graded cell the learner added count for nothing and are named. The course's version
 is the instructor's in ``solutions/`` when there is one (hidden tests included), else the one
 handed out in ``course/`` (visible tests only, and the output says so), else, for a notebook
-found outside any course, the notebook's own test cells whose nbgrader checksums still match.
+found outside any course, the notebook itself; in the last two, which are on the learner's disk,
+only the cells that still match the checksums nbgrader gave them at release count.
 It prints one row per exercise: points earned of possible, pass or fail, and what to fix. The
 exit status is 0 only when every exercise passes.
 
@@ -57,16 +58,9 @@ import nbformat  # noqa: E402
 from jupyter_core.utils import run_sync  # noqa: E402
 from nbformat import NotebookNode  # noqa: E402
 
-from autodiff_ref.grading.preprocessors import (  # noqa: E402
-    GuardedExecute,
-    audit,
-    error_outputs,
-    is_fixed_cell,
-    is_test_cell,
-    nbgrader_metadata,
-    put_back_deleted,
-    tampering,
-)
+# autodiff_ref.grading.preprocessors imports nbgrader: about 1 s of CPU at every start. The
+# functions below import it where they use it, and check_notebook() starts the kernel first, so
+# that the kernel boots on another core meanwhile.
 
 DEFAULT_CELL_TIMEOUT = 120
 HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
@@ -217,19 +211,23 @@ def released_source(source: str) -> str:
     return "\n".join(kept)
 
 
-def checksummed_cells(notebook: NotebookNode) -> tuple[NotebookNode, NotebookNode, list[str]]:
-    """For a notebook found outside any course: the notebook to run, the one to take tests and
-    points from, and the grade_ids of the graded or fixed cells whose nbgrader checksum no
-    longer matches. Those are left out of the tests and run as the learner's own code.
+def checksummed_cells(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
+    """A copy of ``notebook`` to take tests and points from when there is no instructor's
+    version, and the grade_ids of its graded or fixed cells whose nbgrader checksum no longer
+    matches, which the copy keeps as plain cells: they count for nothing.
 
-    A checksum can be recomputed by whoever edits a cell, so this keeps honest mistakes (an
-    edited test, a pasted cell) from scoring; only the course's own copy is proof against a
-    determined learner, and the note printed with the table says which copy was used.
+    Without ``solutions/`` the course's copy is on the learner's disk, often the very file they
+    work in, so only cells that still match the checksum nbgrader gave them at release count. A
+    checksum can be recomputed by whoever sets out to, so this stops honest mistakes (an edited
+    test, a pasted or added graded cell, changed points), and the note printed with the table
+    says that the hidden tests, and the grader's own copy, were not there.
     """
     from nbgrader.utils import compute_checksum
 
-    runnable, changed = copy.deepcopy(notebook), []
-    for cell in runnable.cells:
+    from autodiff_ref.grading.preprocessors import is_fixed_cell, nbgrader_metadata
+
+    changed = []
+    for cell in notebook.cells:
         meta = nbgrader_metadata(cell)
         if not (meta.get("grade") or is_fixed_cell(cell)) or meta.get("solution"):
             continue
@@ -239,8 +237,16 @@ def checksummed_cells(notebook: NotebookNode) -> tuple[NotebookNode, NotebookNod
             intact = False
         if not intact:
             changed.append(meta.get("grade_id", "(a cell without grade_id)"))
-            cell.metadata.pop("nbgrader")
-    return runnable, copy.deepcopy(runnable), changed
+    return without_grading(notebook, changed), changed
+
+
+def without_grading(notebook: NotebookNode, grade_ids: list[str]) -> NotebookNode:
+    """A copy of ``notebook`` in which the cells ``grade_ids`` are plain cells (no nbgrader metadata)."""
+    plain = copy.deepcopy(notebook)
+    for cell in plain.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in grade_ids:
+            del cell.metadata["nbgrader"]
+    return plain
 
 
 # --- building the notebook that is run ----------------------------------------------------------
@@ -248,6 +254,8 @@ def checksummed_cells(notebook: NotebookNode) -> tuple[NotebookNode, NotebookNod
 
 def graded_points(reference: NotebookNode) -> dict[str, float]:
     """grade_id -> points of every test cell of the course's version: all that can score."""
+    from autodiff_ref.grading.preprocessors import is_test_cell, nbgrader_metadata
+
     return {nbgrader_metadata(c)["grade_id"]: float(nbgrader_metadata(c).get("points", 0))
             for c in reference.cells if is_test_cell(c)}
 
@@ -262,6 +270,8 @@ def with_instructor_tests(
     Deleted cells are put back, as the grader does. Raises :class:`CheckError` when cells are
     out of order or changed in kind.
     """
+    from autodiff_ref.grading.preprocessors import is_fixed_cell, nbgrader_metadata, put_back_deleted, tampering
+
     handed_out = copy.deepcopy(instructor)
     for cell in handed_out.cells:
         if is_fixed_cell(cell):
@@ -316,38 +326,58 @@ def without_duplicate_ids(notebook: NotebookNode) -> tuple[NotebookNode, list[st
     their nbgrader metadata and run as ordinary cells. (Its warning is not shown: the note is.)"""
     from nbgrader.preprocessors import DeduplicateIds
 
+    from autodiff_ref.grading.preprocessors import nbgrader_metadata
+
     counts = Counter(nbgrader_metadata(cell).get("grade_id") for cell in notebook.cells)
     duplicated = [grade_id for grade_id, count in counts.items() if grade_id is not None and count > 1]
     deduplicated, _ = DeduplicateIds(log=_SILENT).preprocess(copy.deepcopy(notebook), {})
     return deduplicated, duplicated
 
 
-class _CheckExecute(GuardedExecute):
-    """The grader's executor, with a quiet end: the kernel is asked to shut down, not interrupted.
-
-    nbclient interrupts a kernel before shutting it down; when the interrupt lands while the
-    kernel is still finishing its last message, the kernel logs "KeyboardInterrupt caught in
-    kernel" to the learner's terminal. A shutdown request alone ends an idle kernel as surely.
-    """
-
-    async def _async_cleanup_kernel(self) -> None:
-        if self.km is not None and await self.km.is_alive():
-            await self.km.request_shutdown()
-            await self.km.finish_shutdown()
-        await super()._async_cleanup_kernel()  # the kernel is gone: only the channels are left
-
-    _cleanup_kernel = run_sync(_async_cleanup_kernel)  # what the synchronous setup_kernel() calls
-
-
-def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:
-    """Run ``notebook`` in place in a fresh kernel whose working directory is ``folder``."""
+KERNEL_ARGUMENTS = [
     # No figures are drawn (the table is all a check prints), and the kernel's warning that it
     # talks over local TCP would only alarm a learner.
-    executor = _CheckExecute(
-        timeout=timeout, kernel_name="python3",
-        extra_arguments=["--InlineBackend.figure_formats=set()", "--IPKernelApp.log_level=ERROR"],
-    )
-    executor.preprocess(notebook, {"metadata": {"path": str(folder)}})
+    "--InlineBackend.figure_formats=set()", "--IPKernelApp.log_level=ERROR",
+    "--HistoryManager.hist_file=:memory:",  # as nbclient starts a kernel: no history file written
+    # Every notebook imports these first (half a second of CPU): the kernel imports them while it
+    # boots, on another core than the one preparing the notebook. No name is left bound, so a
+    # notebook that forgot an import fails here as it does in grading; and autodiff_ref is left
+    # to the notebook, so the grader's snapshot of it is taken as in grading.
+    "--IPKernelApp.exec_lines=import numpy, matplotlib.pyplot; del numpy, matplotlib",
+]
+
+
+def start_kernel(folder: Path):
+    """A kernel started in ``folder``, to hand to :func:`run_notebook`; it boots while the
+    caller goes on."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    kernel = AsyncKernelManager(kernel_name="python3")
+    run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder))
+    return kernel
+
+
+async def _shut_down(kernel) -> None:
+    # A shutdown request, and no interrupt before it as jupyter_client's shutdown_kernel() sends:
+    # an interrupt that lands while the kernel is still finishing its last message makes it log
+    # "KeyboardInterrupt caught in kernel" into the learner's terminal.
+    if await kernel.is_alive():
+        await kernel.request_shutdown()
+        await kernel.finish_shutdown()
+    await kernel.cleanup_resources()
+
+
+def run_notebook(notebook: NotebookNode, kernel, timeout: int) -> NotebookNode:
+    """Run ``notebook`` in place in ``kernel`` (from :func:`start_kernel`), then shut it down."""
+    from autodiff_ref.grading.preprocessors import GuardedExecute
+
+    executor = GuardedExecute(timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS)
+    try:
+        executor.preprocess(notebook, {}, km=kernel)
+    finally:
+        if executor.kc is not None:
+            executor.kc.stop_channels()
+        run_sync(_shut_down)(kernel)
     return notebook
 
 
@@ -381,6 +411,8 @@ def what_to_fix(error: NotebookNode, broken_answer: str | None, timeout: int) ->
 def exercise_results(notebook: NotebookNode, timeout: int, points: dict[str, float]) -> list[ExerciseResult]:
     """One result per test cell of ``points`` (grade_id -> points, from the course's version)
     in a notebook that has run."""
+    from autodiff_ref.grading.preprocessors import error_outputs, is_test_cell, nbgrader_metadata
+
     results = []
     broken_answer = None  # the last error of an answer cell since the previous test
     for cell in notebook.cells:
@@ -456,9 +488,7 @@ def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path
             f"{course} is not a course folder: expected solutions/ or course/ holding "
             "NN_name/NN_name.ipynb, or NN_name/NN_name.ipynb folders themselves"
         )
-    changed: list[str] = []
     if found is None:
-        learner, reference, changed = checksummed_cells(learner)
         assignment, reference_folder, hidden_tests_ran = None, None, False
         looked = " and ".join(dict.fromkeys(str(start.resolve()) for start in starts))
         notes.append(
@@ -466,15 +496,10 @@ def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path
             "NN_name/NN_name.ipynb folders), so this notebook's own test cells ran; "
             "`--course FOLDER` names the course"
         )
-        notes += [f"cell {grade_id} no longer matches its nbgrader checksum: it counts for nothing"
-                  for grade_id in changed]
     else:
         assignment = which_assignment(learner, path, found)
-        reference = read_notebook(found.reference_path(assignment))
         reference_folder = (found.released or found.solutions) / assignment
         hidden_tests_ran = found.solutions is not None and (found.solutions / assignment).is_dir()
-    runnable, tampering_notes = with_instructor_tests(learner, reference, path.name)
-    notes += tampering_notes
     with tempfile.TemporaryDirectory(prefix="autodiff-check-") as scratch:
         # Run beside a copy of the assignment's folder as handed out, so files it reads are
         # there and files it writes land in the scratch folder.
@@ -483,7 +508,20 @@ def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path
             shutil.copytree(reference_folder, folder, ignore=shutil.ignore_patterns(*IGNORED_FILES, "*.ipynb"))
         else:
             folder.mkdir()
-        run_notebook(runnable, folder, timeout)
+        kernel = start_kernel(folder)
+        try:
+            reference = read_notebook(found.reference_path(assignment)) if found else learner
+            changed: list[str] = []
+            if not hidden_tests_ran:  # the course's copy is the learner's to edit: trust its checksums only
+                reference, changed = checksummed_cells(reference)
+            runnable, tampering_notes = with_instructor_tests(without_grading(learner, changed), reference, path.name)
+        except BaseException:
+            run_sync(_shut_down)(kernel)
+            raise
+        run_notebook(runnable, kernel, timeout)
+    notes += [f"cell {grade_id} does not match the nbgrader checksum the course gave it: it counts for nothing"
+              for grade_id in changed]
+    notes += tampering_notes
     return Checked(exercise_results(runnable, timeout, graded_points(reference)), notes, hidden_tests_ran, changed)
 
 
@@ -534,6 +572,8 @@ def _progress(folder: Path, timeout: int) -> int:
 
 
 def _audit_and_print(course: Path) -> int:
+    from autodiff_ref.grading.preprocessors import audit
+
     if not (course / "submitted").is_dir():
         print(f"error: {course} has no submitted/ folder; run audit in the nbgrader course folder")
         return 1
