@@ -35,8 +35,8 @@ from __future__ import annotations
 import sys
 
 # jsonschema builds a grammar for the "iri" string format at import when rfc3987_syntax is
-# installed: 1.5-2.5 s of every check's start. The notebook schema has no such format, so
-# without it nothing changes but the wait. (Only when jsonschema is not loaded already.)
+# installed: over a second of CPU at every check's start. The notebook schema has no such
+# format, so without it nothing changes but the wait. (Only when jsonschema is not loaded yet.)
 if "jsonschema" not in sys.modules:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 
