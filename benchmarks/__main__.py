@@ -3,10 +3,12 @@
 BLAS is pinned to one thread before NumPy is imported (``--threads`` changes that), so that the
 numbers measure the engines and not how many cores the BLAS library grabbed.
 
-Groups: mlp scalar tiny gradcheck digits (the default: all five, about a minute), and grading,
-which runs only when named (``--only grading``, or with others): ``nbgrader autograde`` of one
-solved notebook per assignment, 01 to 07, once each, in a temporary course directory. It starts
-a kernel per notebook, so it takes a few minutes.
+Groups: mlp scalar tiny gradcheck digits (the default: all five, about a minute), and two that
+run only when named (``--only grading``, ``--only check``, or with others): grading is
+``nbgrader autograde`` of one solved notebook per assignment, once each, in a temporary course
+directory; check times ``autodiff-course check`` of each finished notebook beside nbclient
+alone, and ``autodiff-course progress``, in up to three rounds. Both start a kernel per
+notebook, so they take a few minutes.
 """
 
 import argparse
@@ -19,7 +21,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these groups: mlp scalar tiny gradcheck digits grading (grading runs only when named)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these groups: mlp scalar tiny gradcheck digits grading check (the last two run only when named)")
     parser.add_argument("--json", metavar="FILE", help="also save the results as JSON")
     args = parser.parse_args()
     pin_blas_threads(args.threads)

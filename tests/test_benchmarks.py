@@ -115,3 +115,28 @@ def test_instruction_counts_of_the_tiny_chain():
                              completed.stdout, re.MULTILINE)
     assert floor[2] == "1.00"
     assert int(ours[1].replace(",", "")) > int(floor[1].replace(",", "")) > 1000
+
+
+def test_only_check_runs_the_check_group_and_no_other(monkeypatch, capsys):
+    # The other groups match --only by substring, where "check" would pick gradcheck as well.
+    import benchmarks.check
+    from benchmarks.harness import run_all
+
+    asked = []
+    monkeypatch.setattr(benchmarks.check, "run_check", lambda rounds: asked.append(rounds) or [])
+    assert run_all(rounds=2, only=["check"], json_path=None, threads=1) == 0
+    assert asked == [2]
+    assert "agreement" not in capsys.readouterr().out  # no timing workload was built or run
+
+
+def test_the_check_group_times_check_beside_nbclient_alone_and_progress(capsys):
+    from benchmarks.check import run_check
+
+    name = "02_derivatives_and_chain_rule"  # the notebook with the least to compute
+    rows = {row["workload"]: row for row in run_check(1, [name])}
+    check = rows[f"autodiff-course check {name}"]
+    assert check["median_s"] > 0 and check["cpu_s"] > 0 and check["floor_median_s"] > 0
+    assert rows["autodiff-course progress"]["target"] == 12.0
+    printed = capsys.readouterr().out
+    assert re.search(r"median over the notebooks +[\d.]+s  target <= 3 s: (met|MISSED)", printed)
+    assert re.search(r"autodiff-course progress +[\d.]+s  target <= 12 s: (met|MISSED)", printed)

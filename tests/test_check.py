@@ -1,6 +1,7 @@
-"""`autodiff-course check`: a learner's notebook graded with the full tests, nothing modified.
+"""`autodiff-course check` and `progress`: a learner's notebook graded with the full tests,
+nothing modified, from any folder, on any copy, with or without the instructor's solutions/.
 
-Each test works in a temporary course folder (nbgrader_config.py, solutions/ and a learner
+Most tests work in a temporary course folder (nbgrader_config.py, solutions/ and a learner
 notebook under course/), the layout `check` finds by walking up from the notebook.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autodiff_ref.grading.check import main
+from autodiff_ref.grading.check import ExerciseResult, format_table, main
 from notebook_tools import REPO_ROOT, is_test_cell, nbgrader_metadata
 from test_grading import BROKEN as ASSIGNMENT
 from test_grading import COURSE_DIR, cell_with_id, notebook_file, points_of, read_notebook, solved_notebook
@@ -42,12 +43,16 @@ def digest(path: Path) -> str:
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
-    """grade_id -> the words of its row in the printed table."""
-    rows = {}
+    """grade_id -> the words of its row in the printed table, with the lines wrapped under it."""
+    rows, row = {}, None
     for line in output.splitlines():
         words = line.split()
         if words and words[0].startswith("test_"):
-            rows[words[0]] = words
+            row = rows[words[0]] = words
+        elif row is not None and line.startswith(" " * 6):
+            row += words
+        else:
+            row = None
     return rows
 
 
@@ -139,15 +144,44 @@ def test_a_file_that_is_not_json_gets_a_clear_error(course, capsys):
     assert path.read_text() == '{"cells": [ not JSON'
 
 
-def test_a_notebook_outside_a_course_folder_gets_a_clear_error(tmp_path, capsys):
+def test_a_notebook_outside_any_course_runs_its_own_intact_tests_and_says_so(tmp_path, monkeypatch, capsys):
+    # A learner with nothing but the notebook: its test cells whose nbgrader checksum still
+    # matches are the tests; an edited one counts for nothing.
+    notebook = solved_notebook(ASSIGNMENT)
+    edited = cell_with_id(notebook, "test_evaluate")
+    edited.source = 'passed("evaluate: trust me")'
+    path = tmp_path / "Downloads" / "homework.ipynb"
+    path.parent.mkdir()
+    nbformat.write(notebook, path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(path)]) == 1
+    output = capsys.readouterr().out
+    rows = table_rows(output)
+    assert "test_evaluate" not in rows
+    assert all(row[4] == "pass" for row in rows.values()) and len(rows) == len(points_of(ASSIGNMENT)) - 1
+    assert "cell test_evaluate does not match the nbgrader checksum the course gave it: it counts for nothing" in output
+    assert f"no course folder found at or above {path.parent.resolve()} and {tmp_path.resolve()}" in output
+    assert "hidden tests are not in this copy" in output
+
+
+def test_a_course_folder_named_with_course_that_is_not_one_gets_a_clear_error(tmp_path, capsys):
     path = tmp_path / f"{ASSIGNMENT}.ipynb"
     nbformat.write(learner_notebook(), path)
+    assert main(["check", str(path), "--course", str(tmp_path / "nowhere")]) == 1
+    assert "nowhere is not a course folder: expected solutions/ or course/" in capsys.readouterr().out
+
+
+def test_a_notebook_of_another_course_is_named(course, capsys):
+    stranger = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    path = course / "elsewhere.ipynb"
+    nbformat.write(stranger, path)
     assert main(["check", str(path)]) == 1
-    assert "no course folder found" in capsys.readouterr().out
+    assert "elsewhere.ipynb shares no cell (no grade_id) with any notebook of the course" in capsys.readouterr().out
 
 
 def test_the_reference_implementation_handed_in_fails_with_the_reason(tmp_path, capsys):
-    from test_grading import REFERENCE_MUL_CATCHES, TENSOR_OPS, reference_mul_notebook
+    # The source scan refuses the whole cell, as grading does, so Sub (in the same cell) fails too.
+    from test_grading import REFERENCE_MUL_REFUSED, TENSOR_OPS, reference_mul_notebook
 
     shutil.copy(REPO_ROOT / "nbgrader_config.py", tmp_path)
     shutil.copytree(REPO_ROOT / "solutions" / TENSOR_OPS, tmp_path / "solutions" / TENSOR_OPS)
@@ -157,5 +191,179 @@ def test_the_reference_implementation_handed_in_fails_with_the_reason(tmp_path, 
     assert main(["check", str(path)]) == 1
     output = capsys.readouterr().out
     failed = {grade_id for grade_id, row in table_rows(output).items() if row[4] == "FAIL"}
-    assert failed == REFERENCE_MUL_CATCHES
-    assert "Your Mul is autodiff_ref.ops.Mul, the reference implementation" in output
+    assert failed == REFERENCE_MUL_REFUSED
+    assert "imports autodiff_ref.ops" in " ".join(output.split())
+    assert "not run, as in grading: its exercise scores 0" in " ".join(output.split())
+
+
+# --- where the notebook is, and which course it belongs to ---------------------------------------
+
+
+def test_check_from_inside_the_notebooks_folder_with_a_relative_path(course, monkeypatch, capsys):
+    path = place(course, solved_notebook(ASSIGNMENT))
+    monkeypatch.chdir(path.parent)
+    assert main(["check", f"./{path.name}"]) == 0
+    assert f"{sum(points_of(ASSIGNMENT).values()):g} / {sum(points_of(ASSIGNMENT).values()):g}" in capsys.readouterr().out
+
+
+def test_a_renamed_copy_elsewhere_is_recognised_by_its_cells(course, tmp_path_factory, monkeypatch, capsys):
+    downloads = tmp_path_factory.mktemp("Downloads")
+    path = downloads / f"{ASSIGNMENT} (1).ipynb"
+    nbformat.write(solved_notebook(ASSIGNMENT), path)
+    monkeypatch.chdir(course)  # the course is found from the working directory
+    assert main(["check", str(path)]) == 0
+    monkeypatch.chdir(downloads)  # or named with --course, after the notebook
+    assert main(["check", path.name, "--course", str(course)]) == 0
+    output = capsys.readouterr().out
+    assert "note:" not in output
+
+
+def test_a_course_without_solutions_runs_the_visible_tests_and_says_so(course, capsys):
+    # A class hands out course/ only: the released notebook is the reference, and the learner
+    # is told in one sentence that the hidden tests did not run.
+    released = course / "course" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    shutil.copy(notebook_file(COURSE_DIR, ASSIGNMENT), released)
+    shutil.rmtree(course / "solutions")
+    copy = course / "course" / ASSIGNMENT / "my_work.ipynb"
+    nbformat.write(solved_notebook(ASSIGNMENT), copy)
+    assert main(["check", str(copy)]) == 0
+    output = capsys.readouterr().out
+    assert all(row[4] == "pass" for row in table_rows(output).values())
+    assert output.count("note:") == 1
+    assert ("note: the hidden tests are not in this copy of the course (it has no solutions/ folder), so only "
+            "the visible tests ran and your graded score can be lower") in output
+
+
+# --- what counts: only the course's graded cells, with the course's points -------------------------
+
+
+def bonus_cell() -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell('print("bonus")')
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "locked": True, "points": 50,
+                                 "schema_version": 3, "solution": False, "task": False}
+    return cell
+
+
+@pytest.mark.parametrize("with_solutions", [True, False])
+def test_a_graded_cell_the_learner_added_counts_for_nothing(course, with_solutions, capsys):
+    if not with_solutions:
+        shutil.rmtree(course / "solutions")
+        shutil.copy(notebook_file(COURSE_DIR, ASSIGNMENT), course / "course" / ASSIGNMENT / "released.ipynb")
+        (course / "course" / ASSIGNMENT / "released.ipynb").rename(
+            course / "course" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    notebook = solved_notebook(ASSIGNMENT)
+    notebook.cells.append(bonus_cell())
+    cell_with_id(notebook, "test_evaluate").metadata["nbgrader"]["points"] = 30
+    path = course / "course" / ASSIGNMENT / "mine.ipynb"
+    nbformat.write(notebook, path)
+    assert main(["check", str(path)]) == 0
+    output = capsys.readouterr().out
+    total = sum(points_of(ASSIGNMENT).values())
+    assert f"total {total:g} / {total:g}" in " ".join(output.split())
+    assert "bonus" not in table_rows(output)
+    assert table_rows(output)["test_evaluate"][1:4] == [f"{points_of(ASSIGNMENT)['test_evaluate']:g}", "/",
+                                                        f"{points_of(ASSIGNMENT)['test_evaluate']:g}"]
+    assert "note: cell bonus is marked graded in your notebook but is not a test of the course's version" in output
+
+
+def test_without_solutions_a_notebook_answered_in_place_cannot_add_points(course, capsys):
+    # The released notebook is the learner's own file here: only cells that still match the
+    # checksums nbgrader gave them at release count.
+    shutil.rmtree(course / "solutions")
+    notebook = solved_notebook(ASSIGNMENT)
+    notebook.cells.append(bonus_cell())
+    cell_with_id(notebook, "test_evaluate").metadata["nbgrader"]["points"] = 30
+    assert main(["check", str(place(course, notebook))]) == 1
+    output = capsys.readouterr().out
+    rows = table_rows(output)
+    assert "bonus" not in rows and "test_evaluate" not in rows
+    total = sum(points_of(ASSIGNMENT).values()) - points_of(ASSIGNMENT)["test_evaluate"]
+    assert f"total {total:g} / {total:g}" in " ".join(output.split())
+    for grade_id in ("test_evaluate", "bonus"):
+        assert f"cell {grade_id} does not match the nbgrader checksum the course gave it: it counts for nothing" in output
+
+
+# --- options, messages, the end of a run -----------------------------------------------------------
+
+
+def test_options_go_before_or_after_the_command(course, capsys):
+    path = place(course, solved_notebook(ASSIGNMENT))
+    assert main(["check", str(path), "--timeout", "60"]) == 0
+    assert main(["--timeout", "60", "check", str(path)]) == 0
+    with pytest.raises(SystemExit):
+        main(["check", str(path), "--timeout", "0"])
+    assert "a cell needs at least 1 s" in capsys.readouterr().err
+
+
+def test_a_failure_shows_the_whole_message_wrapped_to_the_terminal():
+    result = ExerciseResult(
+        "test_backward", 4, 0,
+        "backward() on out = x + x (x used twice) with x = 1.383 left wrong gradients in the leaves:",
+        ["  x.grad: expected 2, got 1", "  Hint: a node used twice gets a share from each use: add "
+         "to the ledger with +=, do not overwrite it with ="],
+    )
+    table = format_table("03_scalar_autodiff.ipynb", [result], width=60)
+    assert all(len(line) <= 60 for line in table.splitlines())
+    words = " ".join(table.split())
+    assert "left wrong gradients in the leaves: x.grad: expected 2, got 1" in words
+    assert "add to the ledger with +=, do not overwrite it with =" in words
+
+
+def test_the_hint_of_a_real_failure_reaches_the_table(tmp_path, capsys):
+    name = "03_scalar_autodiff"
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", tmp_path)
+    shutil.copytree(REPO_ROOT / "solutions" / name, tmp_path / "solutions" / name)
+    notebook = solved_notebook(name)
+    answer = cell_with_id(notebook, "backward")
+    answer.source = answer.source.replace("ledger.get(node_input, 0.0) + upstream * local", "upstream * local")
+    path = tmp_path / "course" / name / f"{name}.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(notebook, path)
+    assert main(["check", str(path)]) == 1
+    output = capsys.readouterr().out
+    failing = output[output.index("test_backward "):].split("\n  test_")[0]
+    assert len(failing.splitlines()) > 1  # the lines after the first: the values, the hint
+    assert "Hint" in failing or "expected" in failing
+
+
+def test_an_endless_loop_is_stopped_after_the_timeout_and_named_as_such(course, capsys):
+    notebook = solved_notebook(ASSIGNMENT)
+    answer = cell_with_id(notebook, "topological_order")
+    answer.source = answer.source.replace("stack.pop()", "stack[-1]")  # never empties the stack
+    assert main(["check", str(place(course, notebook)), "--timeout", "5"]) == 1
+    output = capsys.readouterr().out
+    rows = table_rows(output)
+    assert " ".join(rows["test_topological_order"][5:]) == "stopped after 5 s: look for an endless loop"
+    assert "setprofile" not in output and "profiler" not in output
+
+
+def test_the_kernel_is_shut_down_without_an_interrupt(course, monkeypatch, capsys):
+    # An interrupt at shutdown made the kernel log "KeyboardInterrupt caught in kernel" into
+    # the learner's terminal when it landed inside a message handler.
+    from jupyter_client.manager import AsyncKernelManager
+
+    interrupts = []
+    original = AsyncKernelManager._async_interrupt_kernel
+
+    async def counted(self):
+        interrupts.append(self)
+        await original(self)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", counted)
+    monkeypatch.setattr(AsyncKernelManager, "interrupt_kernel", counted)
+    assert main(["check", str(place(course, solved_notebook(ASSIGNMENT)))]) == 0
+    assert interrupts == []
+
+
+def test_progress_checks_every_notebook_and_ends_with_the_course_total(course, capsys):
+    other = "02_derivatives_and_chain_rule"
+    shutil.copytree(REPO_ROOT / "solutions" / other, course / "solutions" / other)
+    (course / "course" / other).mkdir()
+    shutil.copy(notebook_file(COURSE_DIR, other), course / "course" / other)
+    place(course, solved_notebook(ASSIGNMENT))
+    assert main(["progress", str(course / "course"), "--timeout", "60"]) == 1
+    output = capsys.readouterr().out
+    assert output.index(ASSIGNMENT) < output.index(other)
+    done = sum(points_of(ASSIGNMENT).values())
+    possible = done + sum(points_of(other).values())
+    assert output.rstrip().splitlines()[-1] == f"course total: {done:g} / {possible:g} points; 1 of 2 notebooks complete"

@@ -1,59 +1,74 @@
 """Instant feedback for self-paced learners: grade a course notebook on your own machine.
 
-    autodiff-course check course/03_scalar_autodiff/03_scalar_autodiff.ipynb
-    autodiff-course progress            # every notebook in course/
+    autodiff-course check 03_scalar_autodiff.ipynb      # from any folder, any copy of it
+    autodiff-course check NOTEBOOK --timeout 10 --course ~/autodiff-course
+    autodiff-course progress            # every notebook of the course
     autodiff-course audit               # instructors: after nbgrader autograde, what to look at
     python -m autodiff_ref.grading.check check PATH.ipynb
 
-``check`` runs a copy of the learner's notebook headless (the notebook itself is never changed)
-with the full tests of the instructor version in ``solutions/``, hidden tests included, the way
-``nbgrader autograde`` would, but without a course database. The learner's solution cells run as
-written; every read-only or test cell is taken from ``solutions/`` (matched by its ``grade_id``),
-so an edited test counts for nothing. It prints one row per exercise: points earned of possible,
-pass or fail, and the first line of what went wrong. The exit status is 0 only when every
-exercise passes.
+``check`` runs a copy of the learner's notebook headless (the notebook itself is never changed),
+the way ``nbgrader autograde`` would, but without a course database. The learner's solution cells
+run as written; every read-only or test cell, and every grade id and its points, is taken from
+the course's version of the notebook (matched by ``grade_id``), so an edited test, changed
+points or a graded cell the learner added count for nothing and are named. The course's version
+is the instructor's in ``solutions/`` when there is one (hidden tests included), else the one
+handed out in ``course/`` (visible tests only, and the output says so), else, for a notebook
+found outside any course, the notebook itself; in the last two, which are on the learner's disk,
+only the cells that still match the checksums nbgrader gave them at release count.
+It prints one row per exercise: points earned of possible, pass or fail, and what to fix. The
+exit status is 0 only when every exercise passes.
+
+Which assignment a notebook is comes from its cells (their grade ids), not its file name, so a
+renamed copy is checked too. The course is found by walking up from the notebook, then from the
+working directory, to a folder holding ``solutions/`` or ``course/`` (a clone of the course),
+or a folder of assignment folders (``NN_name/NN_name.ipynb``, the ``course/`` a class hands
+out); ``--course`` names it instead.
 
 ``audit`` is for instructors, after ``nbgrader autograde``: in the course folder it lists every
 submitted notebook that was not graded (the autograde log says why) and every autograded one in
 which the grader found cells changed, checks replaced, or the kernel dead. Exit status 0 means
 there is nothing to look at.
-
-The course root is found by walking up from the notebook to the folder holding both
-``nbgrader_config.py`` and ``solutions/`` (a clone of the course repository).
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-import logging
-import re
-import shutil
 import sys
-import tempfile
-from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import nbformat
-from nbformat import NotebookNode
-from nbgrader.preprocessors import DeduplicateIds
+# jsonschema builds a grammar for the "iri" string format at import when rfc3987_syntax is
+# installed: over a second of CPU at every check's start. The notebook schema has no such
+# format, so without it nothing changes but the wait. (Only when jsonschema is not loaded yet.)
+if "jsonschema" not in sys.modules:
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 
-from autodiff_ref.grading.preprocessors import (
-    GuardedExecute,
-    audit,
-    error_outputs,
-    is_fixed_cell,
-    is_test_cell,
-    nbgrader_metadata,
-    put_back_deleted,
-    tampering,
-)
+import argparse  # noqa: E402 -- after the line above, which must come before nbformat
+import copy  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+from collections import Counter  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import nbformat  # noqa: E402
+from jupyter_core.utils import run_sync  # noqa: E402
+from nbformat import NotebookNode  # noqa: E402
+
+# autodiff_ref.grading.preprocessors imports nbgrader: about 1 s of CPU at every start. The
+# functions below import it where they use it, and check_notebook() starts the kernel first, so
+# that the kernel boots on another core meanwhile.
 
 DEFAULT_CELL_TIMEOUT = 120
 HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
 IGNORED_FILES = (".ipynb_checkpoints", "__pycache__", "*.pyc")
+NO_HIDDEN_TESTS_NOTE = (
+    "the hidden tests are not in this copy of the course (it has no solutions/ folder), so only "
+    "the visible tests ran and your graded score can be lower"
+)
 _SILENT = logging.getLogger("autodiff_ref.grading.check.silent")
 _SILENT.disabled = True
 
@@ -67,26 +82,109 @@ class ExerciseResult:
     grade_id: str
     points: float
     earned: float
-    message: str  # empty when passed
+    message: str  # the line that says what went wrong; empty when passed
+    details: list[str] = field(default_factory=list)  # the lines after it: where, values, hint
 
     @property
     def passed(self) -> bool:
         return self.earned == self.points
 
 
-# --- finding and reading notebooks --------------------------------------------------------------
+# --- finding the course and the assignment ------------------------------------------------------
 
 
-def find_course_root(start: Path) -> Path:
-    """The nearest folder at or above ``start`` that holds ``nbgrader_config.py`` and ``solutions/``."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / "nbgrader_config.py").is_file() and (folder / "solutions").is_dir():
-            return folder
-    raise CheckError(
-        f"no course folder found above {start}: expected a folder holding both "
-        "nbgrader_config.py and solutions/ (a clone of the course repository)"
-    )
+@dataclass
+class Course:
+    """Where a course's notebooks are: ``solutions`` (the instructor's, with hidden tests) and
+    ``released`` (as handed out); either may be missing. Each holds ``NN_name/NN_name.ipynb``."""
+
+    root: Path
+    solutions: Path | None
+    released: Path | None
+
+    def assignments(self) -> list[str]:
+        names = set()
+        for folder in (self.solutions, self.released):
+            names |= set(assignment_notebooks(folder)) if folder else set()
+        return sorted(names)
+
+    def reference_path(self, assignment: str) -> Path | None:
+        """The notebook whose fixed cells and points count: the instructor's, else the released one."""
+        for folder in (self.solutions, self.released):
+            if folder and (folder / assignment / f"{assignment}.ipynb").is_file():
+                return folder / assignment / f"{assignment}.ipynb"
+        return None
+
+
+def assignment_notebooks(folder: Path) -> dict[str, Path]:
+    """``NN_name -> folder/NN_name/NN_name.ipynb`` for every assignment folder in ``folder``."""
+    try:
+        children = sorted(folder.iterdir())
+    except OSError:
+        return {}
+    return {
+        child.name: child / f"{child.name}.ipynb"
+        for child in children if child.is_dir() and (child / f"{child.name}.ipynb").is_file()
+    }
+
+
+def _course_at(folder: Path) -> Course | None:
+    """The course whose root is ``folder``, if it is one: a clone (``solutions/`` or ``course/``
+    holding assignment folders) or a folder of assignment folders as handed out."""
+    solutions, released = folder / "solutions", folder / "course"
+    has_solutions = bool(assignment_notebooks(solutions))
+    has_released = bool(assignment_notebooks(released))
+    if has_solutions or has_released:
+        return Course(folder, solutions if has_solutions else None, released if has_released else None)
+    if assignment_notebooks(folder):
+        parent = _course_at(folder.parent) if folder.parent != folder else None
+        if parent is not None and parent.released == folder:
+            return parent  # course/ of a clone: the clone has the instructor's notebooks too
+        return Course(folder, None, folder)
+    return None
+
+
+def find_course(starts: list[Path]) -> Course | None:
+    """The nearest course at or above each of ``starts``, in order; None if there is none."""
+    for start in starts:
+        start = start.resolve()
+        for folder in (start, *start.parents):
+            course = _course_at(folder)
+            if course is not None:
+                return course
+    return None
+
+
+def _grade_ids(notebook: dict) -> set[str]:
+    return {
+        grade_id for cell in notebook.get("cells", [])
+        if (grade_id := cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+    }
+
+
+def which_assignment(learner: NotebookNode, path: Path, course: Course) -> str:
+    """The assignment of ``course`` whose cells ``learner`` shares most (its file name only
+    breaks a tie), so that a renamed or moved copy is still recognised."""
+    ours = _grade_ids(learner)
+    best, best_share = None, 0.0
+    for name in course.assignments():
+        reference = course.reference_path(name)
+        theirs = _grade_ids(json.loads(reference.read_text(encoding="utf-8")))
+        share = len(ours & theirs) / max(len(theirs), 1)
+        named_so = name in (path.stem, path.parent.name)
+        if share > best_share or (share == best_share and share > 0 and named_so):
+            best, best_share = name, share
+    if best is None:
+        places = ", ".join(str(folder) for folder in (course.solutions, course.released) if folder)
+        raise CheckError(
+            f"{path.name} shares no cell (no grade_id) with any notebook of the course in {places}: "
+            "is it a notebook of this course? If it is, take a fresh copy of it from the course "
+            "and copy your answers into it."
+        )
+    return best
+
+
+# --- reading notebooks --------------------------------------------------------------------------
 
 
 def read_notebook(path: Path) -> NotebookNode:
@@ -113,22 +211,68 @@ def released_source(source: str) -> str:
     return "\n".join(kept)
 
 
-def without_hidden_test_markers(source: str) -> str:
-    return "\n".join(line for line in source.split("\n") if not HIDDEN_TEST_MARKER.match(line))
+def checksummed_cells(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
+    """A copy of ``notebook`` to take tests and points from when there is no instructor's
+    version, and the grade_ids of its graded or fixed cells whose nbgrader checksum no longer
+    matches, which the copy keeps as plain cells: they count for nothing.
+
+    Without ``solutions/`` the course's copy is on the learner's disk, often the very file they
+    work in, so only cells that still match the checksum nbgrader gave them at release count. A
+    checksum can be recomputed by whoever sets out to, so this stops honest mistakes (an edited
+    test, a pasted or added graded cell, changed points), and the note printed with the table
+    says that the hidden tests, and the grader's own copy, were not there.
+    """
+    from nbgrader.utils import compute_checksum
+
+    from autodiff_ref.grading.preprocessors import is_fixed_cell, nbgrader_metadata
+
+    changed = []
+    for cell in notebook.cells:
+        meta = nbgrader_metadata(cell)
+        if not (meta.get("grade") or is_fixed_cell(cell)) or meta.get("solution"):
+            continue
+        try:
+            intact = meta.get("checksum") == compute_checksum(cell)
+        except (KeyError, ValueError, TypeError):  # grade_id or points missing or not a number
+            intact = False
+        if not intact:
+            changed.append(meta.get("grade_id", "(a cell without grade_id)"))
+    return without_grading(notebook, changed), changed
+
+
+def without_grading(notebook: NotebookNode, grade_ids: list[str]) -> NotebookNode:
+    """A copy of ``notebook`` in which the cells ``grade_ids`` are plain cells (no nbgrader metadata)."""
+    plain = copy.deepcopy(notebook)
+    for cell in plain.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in grade_ids:
+            del cell.metadata["nbgrader"]
+    return plain
 
 
 # --- building the notebook that is run ----------------------------------------------------------
+
+
+def graded_points(reference: NotebookNode) -> dict[str, float]:
+    """grade_id -> points of every test cell of the course's version: all that can score."""
+    from autodiff_ref.grading.preprocessors import is_test_cell, nbgrader_metadata
+
+    return {nbgrader_metadata(c)["grade_id"]: float(nbgrader_metadata(c).get("points", 0))
+            for c in reference.cells if is_test_cell(c)}
 
 
 def with_instructor_tests(
     learner: NotebookNode, instructor: NotebookNode, name: str
 ) -> tuple[NotebookNode, list[str]]:
     """A copy of ``learner`` whose fixed cells (tests included, hidden ones too) come from
-    ``instructor``, and notes on the fixed cells the learner had edited or deleted.
+    ``instructor`` (the course's version), and notes on what the learner changed that does not
+    count: fixed cells edited or deleted, graded cells the course's version does not have.
 
     Deleted cells are put back, as the grader does. Raises :class:`CheckError` when cells are
     out of order or changed in kind.
     """
+    from autodiff_ref.grading import static
+    from autodiff_ref.grading.preprocessors import is_fixed_cell, nbgrader_metadata, put_back_deleted, tampering
+
     handed_out = copy.deepcopy(instructor)
     for cell in handed_out.cells:
         if is_fixed_cell(cell):
@@ -144,17 +288,28 @@ def with_instructor_tests(
     runnable = copy.deepcopy(learner)
     for grade_id in deleted:
         put_back_deleted(runnable, handed_out, grade_id)
+    # What grading refuses to run, check refuses too, so the two give the same points.
+    flagged = static.findings(learner, instructor)
+    static.refuse(runnable, instructor, flagged)
     fixed = {nbgrader_metadata(cell)["grade_id"]: cell for cell in instructor.cells if is_fixed_cell(cell)}
+    graded = graded_points(instructor)
+    not_counted = []
     for cell in runnable.cells:
-        original = fixed.get(nbgrader_metadata(cell).get("grade_id"))
+        meta = nbgrader_metadata(cell)
+        original = fixed.get(meta.get("grade_id"))
         if original is None:
+            if meta.get("grade") and meta.get("grade_id") not in graded:
+                not_counted.append(meta.get("grade_id", "(without grade_id)"))
+                meta["grade"] = False  # it runs as the learner's code, and scores nothing
             continue
         if cell.cell_type != original.cell_type:
             raise CheckError(
-                f"{name}: cell {nbgrader_metadata(cell)['grade_id']} was changed from {original.cell_type} "
+                f"{name}: cell {meta['grade_id']} was changed from {original.cell_type} "
                 f"to {cell.cell_type}; {fresh_copy}"
             )
-        cell.source = without_hidden_test_markers(original.source)
+        # The hidden-test markers stay, as in nbgrader autograde: passed(..., hidden=True)
+        # reads them to know the hidden tests ran.
+        cell.source = original.source
         cell.metadata["nbgrader"] = dict(nbgrader_metadata(original))
     notes = [
         f"cell {grade_id} appears more than once; as in grading, only its last copy counts and the "
@@ -162,6 +317,11 @@ def with_instructor_tests(
     ]
     notes += [f"you changed cell {grade_id}; the course's version ran instead" for grade_id in edited]
     notes += [f"cell {grade_id} was missing; the course's version was put back and ran" for grade_id in deleted]
+    notes += [
+        f"cell {grade_id} is marked graded in your notebook but is not a test of the course's "
+        "version: it ran as your own code and counts for nothing" for grade_id in not_counted
+    ]
+    notes += [f"{finding} (not run, as in grading: its exercise scores 0)" for finding in flagged]
     return runnable, notes
 
 
@@ -169,49 +329,95 @@ def without_duplicate_ids(notebook: NotebookNode) -> tuple[NotebookNode, list[st
     """A copy of ``notebook`` as the grader sees it when a grade_id appears more than once, and
     those grade_ids: nbgrader's ``DeduplicateIds`` keeps the last copy, and the earlier ones lose
     their nbgrader metadata and run as ordinary cells. (Its warning is not shown: the note is.)"""
+    from nbgrader.preprocessors import DeduplicateIds
+
+    from autodiff_ref.grading.preprocessors import nbgrader_metadata
+
     counts = Counter(nbgrader_metadata(cell).get("grade_id") for cell in notebook.cells)
     duplicated = [grade_id for grade_id, count in counts.items() if grade_id is not None and count > 1]
     deduplicated, _ = DeduplicateIds(log=_SILENT).preprocess(copy.deepcopy(notebook), {})
     return deduplicated, duplicated
 
 
-def run_notebook(notebook: NotebookNode, folder: Path, timeout: int) -> NotebookNode:
-    """Run ``notebook`` in place in a fresh kernel whose working directory is ``folder``."""
+KERNEL_ARGUMENTS = [
     # No figures are drawn (the table is all a check prints), and the kernel's warning that it
     # talks over local TCP would only alarm a learner.
-    executor = GuardedExecute(
-        timeout=timeout, kernel_name="python3",
-        extra_arguments=["--InlineBackend.figure_formats=set()", "--IPKernelApp.log_level=ERROR"],
-    )
-    executor.preprocess(notebook, {"metadata": {"path": str(folder)}})
+    "--InlineBackend.figure_formats=set()", "--IPKernelApp.log_level=ERROR",
+    "--HistoryManager.hist_file=:memory:",  # as nbclient starts a kernel: no history file written
+    # Every notebook imports these first (half a second of CPU): the kernel imports them while it
+    # boots, on another core than the one preparing the notebook. No name is left bound, so a
+    # notebook that forgot an import fails here as it does in grading; and autodiff_ref is left
+    # to the notebook, so the grader's snapshot of it is taken as in grading.
+    "--IPKernelApp.exec_lines=import numpy, matplotlib.pyplot; del numpy, matplotlib",
+]
+
+
+def start_kernel(folder: Path):
+    """A kernel started in ``folder``, to hand to :func:`run_notebook`; it boots while the
+    caller goes on."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    kernel = AsyncKernelManager(kernel_name="python3")
+    run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder))
+    return kernel
+
+
+async def _shut_down(kernel) -> None:
+    # A shutdown request, and no interrupt before it as jupyter_client's shutdown_kernel() sends:
+    # an interrupt that lands while the kernel is still finishing its last message makes it log
+    # "KeyboardInterrupt caught in kernel" into the learner's terminal.
+    if await kernel.is_alive():
+        await kernel.request_shutdown()
+        await kernel.finish_shutdown()
+    await kernel.cleanup_resources()
+
+
+def run_notebook(notebook: NotebookNode, kernel, timeout: int) -> NotebookNode:
+    """Run ``notebook`` in place in ``kernel`` (from :func:`start_kernel`), then shut it down."""
+    from autodiff_ref.grading.preprocessors import GuardedExecute
+
+    executor = GuardedExecute(timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS)
+    try:
+        executor.preprocess(notebook, {}, km=kernel)
+    finally:
+        if executor.kc is not None:
+            executor.kc.stop_channels()
+        run_sync(_shut_down)(kernel)
     return notebook
 
 
 # --- reading the results ------------------------------------------------------------------------
 
 
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.splitlines() if line.strip()]
 
 
-def what_to_fix(error: NotebookNode, broken_answer: str | None, timeout: int) -> str:
-    """The first line that tells the learner what to do about a failed test cell."""
-    name, value = error.get("ename", "Error"), _first_line(error.get("evalue", ""))
+def what_to_fix(error: NotebookNode, broken_answer: str | None, timeout: int) -> tuple[str, list[str]]:
+    """The line that tells the learner what to do about a failed test cell, and the lines after
+    it in the test's message (where, the values, the hint)."""
+    name, lines = error.get("ename", "Error"), _lines(error.get("evalue", ""))
+    value = lines[0].strip() if lines else ""
     if name == "NotImplementedError":
-        return "not written yet: replace `raise NotImplementedError()` in the exercise above"
-    if name in ("CellTimeoutError", "KeyboardInterrupt"):
-        return f"stopped after {timeout} s: look for an endless loop"
+        return "not written yet: replace `raise NotImplementedError()` in the exercise above", []
+    if name == "CellTimeoutError" or "Interrupt" in name:
+        return f"stopped after {timeout} s: look for an endless loop", []
     if broken_answer and name in ("NameError", "AttributeError", "ImportError"):
-        return f"your exercise cell above failed first: {broken_answer}"
+        return f"your exercise cell above failed first: {broken_answer}", []
     if name == "KernelDied":
-        return value
+        return value, []
     if value and name in ("CheckFailure", "AssertionError"):
-        return value
-    return f"{name}: {value}" if value else f"{name} (the test's assertion failed)"
+        return value, lines[1:]
+    if value:
+        return f"{name}: {value}", lines[1:]
+    return f"{name} (the test's assertion failed)", []
 
 
-def exercise_results(notebook: NotebookNode, timeout: int) -> list[ExerciseResult]:
-    """One result per autograded test cell of a notebook that has run."""
+def exercise_results(notebook: NotebookNode, timeout: int, points: dict[str, float]) -> list[ExerciseResult]:
+    """One result per test cell of ``points`` (grade_id -> points, from the course's version)
+    in a notebook that has run."""
+    from autodiff_ref.grading.preprocessors import error_outputs, is_test_cell, nbgrader_metadata
+
     results = []
     broken_answer = None  # the last error of an answer cell since the previous test
     for cell in notebook.cells:
@@ -219,57 +425,109 @@ def exercise_results(notebook: NotebookNode, timeout: int) -> list[ExerciseResul
         if cell.cell_type == "code" and meta.get("solution"):
             errors = [e for e in error_outputs(cell) if e.get("ename") != "NotImplementedError"]
             if errors:
-                broken_answer = f"{errors[0].ename}: {_first_line(errors[0].get('evalue', ''))}"
-        if not is_test_cell(cell):
+                broken_answer = f"{errors[0].ename}: {(_lines(errors[0].get('evalue', '')) or [''])[0].strip()}"
+        if not is_test_cell(cell) or meta.get("grade_id") not in points:
             continue
-        points = float(meta.get("points", 0))
+        possible = points[meta["grade_id"]]
         errors = error_outputs(cell)
-        message = what_to_fix(errors[0], broken_answer, timeout) if errors else ""
-        results.append(ExerciseResult(meta["grade_id"], points, 0.0 if errors else points, message))
+        message, details = what_to_fix(errors[0], broken_answer, timeout) if errors else ("", [])
+        results.append(ExerciseResult(meta["grade_id"], possible, 0.0 if errors else possible, message, details))
         broken_answer = None
     return results
 
 
-def format_table(title: str, results: list[ExerciseResult]) -> str:
-    width = max([len("exercise"), *(len(r.grade_id) for r in results)])
+def format_table(title: str, results: list[ExerciseResult], width: int | None = None) -> str:
+    """The table of results, each failure followed by the rest of its message, wrapped to
+    ``width`` (the terminal's by default)."""
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    id_width = max([len("exercise"), *(len(r.grade_id) for r in results)])
     points = [f"{r.earned:g} / {r.points:g}" for r in results]
     points_width = max([len("points"), *(len(p) for p in points)])
-    lines = [title, f"  {'exercise':<{width}}  {'points':>{points_width}}  result  what to fix"]
+    lines = [title, f"  {'exercise':<{id_width}}  {'points':>{points_width}}  result  what to fix"]
     for result, shown in zip(results, points):
         verdict = "pass" if result.passed else "FAIL"
-        lines.append(f"  {result.grade_id:<{width}}  {shown:>{points_width}}  {verdict:<6}  {result.message}".rstrip())
+        row = f"  {result.grade_id:<{id_width}}  {shown:>{points_width}}  {verdict:<6}  {result.message}".rstrip()
+        lines += textwrap.wrap(row, width, subsequent_indent=" " * 6, break_on_hyphens=False) or [row]
+        for detail in result.details:
+            indent = " " * 6 + " " * (len(detail) - len(detail.lstrip()))
+            lines += textwrap.wrap(detail.strip(), width, initial_indent=indent, subsequent_indent=indent + "  ",
+                                   break_on_hyphens=False)
     earned = sum(r.earned for r in results)
     possible = sum(r.points for r in results)
-    lines.append(f"  {'total':<{width}}  {f'{earned:g} / {possible:g}':>{points_width}}")
+    lines.append(f"  {'total':<{id_width}}  {f'{earned:g} / {possible:g}':>{points_width}}")
     return "\n".join(lines)
 
 
 # --- the commands -------------------------------------------------------------------------------
 
 
-def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT) -> tuple[list[ExerciseResult], list[str]]:
-    """Grade the notebook at ``path`` against the instructor's tests; ``path`` is left untouched.
+@dataclass
+class Checked:
+    """What ``check`` found for one notebook."""
 
-    Returns one result per test cell, and notes on the fixed cells the learner edited or deleted.
+    results: list[ExerciseResult]
+    notes: list[str]
+    hidden_tests_ran: bool
+    unverified: list[str] = field(default_factory=list)  # tests whose checksum no longer matches
+
+    @property
+    def passed(self) -> bool:
+        return all(result.passed for result in self.results) and not self.unverified
+
+
+def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path | None = None) -> Checked:
+    """Grade the notebook at ``path`` against the course's tests; ``path`` is left untouched.
+
+    ``course``: the course folder, when it is not to be found from ``path`` or the working
+    directory.
     """
     path = Path(path)
     if path.suffix != ".ipynb":
         raise CheckError(f"{path} is not a notebook (.ipynb)")
-    root = find_course_root(path.parent)
-    instructor_path = root / "solutions" / path.parent.name / path.name
-    if not instructor_path.is_file():
+    learner = read_notebook(path)
+    starts = [course] if course else [path.parent, Path.cwd()]
+    found = find_course(starts)
+    notes = []
+    if found is None and course is not None:
         raise CheckError(
-            f"no instructor version of {path.name} at {instructor_path}: check expects "
-            "course/NN_name/NN_name.ipynb with its twin in solutions/"
+            f"{course} is not a course folder: expected solutions/ or course/ holding "
+            "NN_name/NN_name.ipynb, or NN_name/NN_name.ipynb folders themselves"
         )
-    runnable, notes = with_instructor_tests(read_notebook(path), read_notebook(instructor_path), path.name)
+    if found is None:
+        assignment, reference_folder, hidden_tests_ran = None, None, False
+        looked = " and ".join(dict.fromkeys(str(start.resolve()) for start in starts))
+        notes.append(
+            f"no course folder found at or above {looked} (one holding solutions/ or course/, or "
+            "NN_name/NN_name.ipynb folders), so this notebook's own test cells ran; "
+            "`--course FOLDER` names the course"
+        )
+    else:
+        assignment = which_assignment(learner, path, found)
+        reference_folder = (found.released or found.solutions) / assignment
+        hidden_tests_ran = found.solutions is not None and (found.solutions / assignment).is_dir()
     with tempfile.TemporaryDirectory(prefix="autodiff-check-") as scratch:
-        # Run beside a copy of the notebook's folder, so files it reads are there and files it
-        # writes land in the scratch folder.
-        folder = Path(scratch) / path.parent.name
-        shutil.copytree(path.parent, folder, ignore=shutil.ignore_patterns(*IGNORED_FILES))
-        run_notebook(runnable, folder, timeout)
-    return exercise_results(runnable, timeout), notes
+        # Run beside a copy of the assignment's folder as handed out, so files it reads are
+        # there and files it writes land in the scratch folder.
+        folder = Path(scratch) / (assignment or path.stem)
+        if reference_folder is not None and reference_folder.is_dir():
+            shutil.copytree(reference_folder, folder, ignore=shutil.ignore_patterns(*IGNORED_FILES, "*.ipynb"))
+        else:
+            folder.mkdir()
+        kernel = start_kernel(folder)
+        try:
+            reference = read_notebook(found.reference_path(assignment)) if found else learner
+            changed: list[str] = []
+            if not hidden_tests_ran:  # the course's copy is the learner's to edit: trust its checksums only
+                reference, changed = checksummed_cells(reference)
+            runnable, tampering_notes = with_instructor_tests(without_grading(learner, changed), reference, path.name)
+        except BaseException:
+            run_sync(_shut_down)(kernel)
+            raise
+        run_notebook(runnable, kernel, timeout)
+    notes += [f"cell {grade_id} does not match the nbgrader checksum the course gave it: it counts for nothing"
+              for grade_id in changed]
+    notes += tampering_notes
+    return Checked(exercise_results(runnable, timeout, graded_points(reference)), notes, hidden_tests_ran, changed)
 
 
 def _shown(path: Path) -> str:
@@ -278,19 +536,49 @@ def _shown(path: Path) -> str:
     return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
 
 
-def _check_and_print(path: Path, timeout: int) -> bool:
+def _check_report(path: Path, timeout: int, course: Path | None) -> tuple[str, Checked | None]:
+    """The text ``check`` prints for ``path``, and what it found (None if it could not check)."""
     try:
-        results, notes = check_notebook(path, timeout)
+        checked = check_notebook(path, timeout, course)
     except CheckError as error:
-        print(f"{_shown(path)}\n  error: {error}")
-        return False
-    print(format_table(_shown(path), results))
-    for note in notes:
-        print(f"  note: {note}")
-    return all(result.passed for result in results)
+        return f"{_shown(path)}\n  error: {error}", None
+    lines = [format_table(_shown(path), checked.results)]
+    lines += [f"  note: {note}" for note in checked.notes]
+    if not checked.hidden_tests_ran:
+        lines.append(f"  note: {NO_HIDDEN_TESTS_NOTE}")
+    return "\n".join(lines), checked
+
+
+def _progress(folder: Path, timeout: int) -> int:
+    """Check every notebook of the course at or above ``folder``, side by side on the cores
+    there are, and print each table in course order and then the course total."""
+    course = find_course([folder])
+    if course is None:
+        print(f"error: no course folder found at or above {folder.resolve()}: expected one holding "
+              "solutions/ or course/, or NN_name/NN_name.ipynb folders")
+        return 1
+    if course.released is None:
+        print(f"error: {course.root} has no course/ folder of learner notebooks to check")
+        return 1
+    notebooks = list(assignment_notebooks(course.released).values())
+    workers = max(1, min(len(notebooks), os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        reports = pool.map(lambda path: _check_report(path, timeout, course.root), notebooks)
+        found = []
+        for index, (text, checked) in enumerate(reports):
+            print(("\n" if index else "") + text, flush=True)
+            found.append(checked)
+    checked = [c for c in found if c is not None]
+    earned = sum(r.earned for c in checked for r in c.results)
+    possible = sum(r.points for c in checked for r in c.results)
+    complete = sum(c.passed for c in checked)
+    print(f"\ncourse total: {earned:g} / {possible:g} points; {complete} of {len(notebooks)} notebooks complete")
+    return 0 if complete == len(notebooks) else 1
 
 
 def _audit_and_print(course: Path) -> int:
+    from autodiff_ref.grading.preprocessors import audit
+
     if not (course / "submitted").is_dir():
         print(f"error: {course} has no submitted/ folder; run audit in the nbgrader course folder")
         return 1
@@ -301,45 +589,49 @@ def _audit_and_print(course: Path) -> int:
     return 1 if findings else 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} s: a cell needs at least 1 s")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
+    # The options are accepted before and after the command (`check NOTEBOOK --timeout 10`), as
+    # a user types them; given after it, they win.
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--timeout", type=_positive_int, default=argparse.SUPPRESS,
+                         help=f"seconds a cell may run before it is stopped (default {DEFAULT_CELL_TIMEOUT})")
+    options.add_argument("--course", type=Path, default=argparse.SUPPRESS,
+                         help="the course folder, when it is not found from the notebook or here")
     parser = argparse.ArgumentParser(
-        prog="autodiff-course",
+        prog="autodiff-course", parents=[options],
         description="Check course notebooks against the full tests, hidden ones included.",
     )
-    parser.add_argument("--timeout", type=int, default=DEFAULT_CELL_TIMEOUT,
-                        help="seconds a cell may run before it is stopped (default %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="check one notebook")
+    check = commands.add_parser("check", parents=[options], help="check one notebook")
     check.add_argument("notebook", type=Path)
-    progress = commands.add_parser("progress", help="check every notebook in course/")
-    progress.add_argument("course_dir", type=Path, nargs="?", default=Path.cwd(),
+    progress = commands.add_parser("progress", parents=[options], help="check every notebook of the course")
+    progress.add_argument("course_dir", type=Path, nargs="?", default=None,
                           help="the course folder or any folder inside it (default: here)")
     audit_command = commands.add_parser(
         "audit", help="for instructors, after nbgrader autograde: list the submissions to look at")
     audit_command.add_argument("course_dir", type=Path, nargs="?", default=Path.cwd(),
                                help="the nbgrader course folder, holding submitted/ and autograded/ (default: here)")
     arguments = parser.parse_args(argv)
+    timeout = getattr(arguments, "timeout", DEFAULT_CELL_TIMEOUT)
+    course = getattr(arguments, "course", None)
 
     if arguments.command == "check":
-        return 0 if _check_and_print(arguments.notebook, arguments.timeout) else 1
+        text, checked = _check_report(arguments.notebook, timeout, course)
+        print(text)
+        return 0 if checked is not None and checked.passed else 1
     if arguments.command == "audit":
         return _audit_and_print(arguments.course_dir)
-
-    try:
-        root = find_course_root(arguments.course_dir)
-    except CheckError as error:
-        print(f"error: {error}")
-        return 1
-    notebooks = sorted((root / "course").glob("*/*.ipynb"))
-    if not notebooks:
-        print(f"error: no notebooks in {root / 'course'}")
-        return 1
-    all_passed = True
-    for index, notebook in enumerate(notebooks):
-        if index:
-            print()
-        all_passed &= _check_and_print(notebook, arguments.timeout)
-    return 0 if all_passed else 1
+    return _progress(arguments.course_dir or course or Path.cwd(), timeout)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import linecache
 import os
+import re
 import sys
 import sysconfig
 import threading
@@ -21,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "CheckFailure",
+    "CheckInterrupted",
     "random_array",
     "format_index",
     "assert_close",
@@ -47,6 +50,39 @@ LATER_CELL_HINT = (
 
 class CheckFailure(AssertionError):
     """A check of learner code failed; the message says what to fix."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this error instead of a traceback: the message alone.
+
+        The traceback would run through autodiff_ref.testing, which the learner has nothing to
+        fix in; the message names the input, the element and the likely mistake. The cell still
+        ends in this error, so nbgrader scores the test as failed.
+        """
+        return _rendered(type(self).__name__, str(self))
+
+
+class CheckInterrupted(KeyboardInterrupt):
+    """A check was interrupted while learner code ran (the Interrupt button, or the grader's time
+    limit for a cell): the usual cause is an endless loop, never the learner's use of the
+    profiler. A ``KeyboardInterrupt``, so the cell stops as any interrupted cell does."""
+
+    def __init__(self, what: str, place: str | None) -> None:
+        where = f" It was in {place} when it was stopped." if place else ""
+        super().__init__(
+            f"The check of your {what} was interrupted (the Interrupt button, or the time limit for "
+            f"a cell) while your code ran.{where}\n"
+            "  Hint: if the cell did not finish on its own, look for an endless loop: a while loop "
+            "whose condition never becomes false, or a stack or queue that never empties."
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        return _rendered(type(self).__name__, str(self))
+
+
+def _rendered(name: str, message: str) -> list[str]:
+    """Lines as IPython shows an error: the name in red, then the message."""
+    first, *rest = message.split("\n")
+    return [f"\x1b[0;31m{name}\x1b[0m: {first}", *rest]
 
 
 def random_array(
@@ -144,8 +180,19 @@ def assert_close(
     raise CheckFailure("\n".join(lines))
 
 
-def passed(message: str) -> None:
+HIDDEN_TESTS_BEGIN = re.compile(r"^\s*#+\s*BEGIN\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE | re.MULTILINE)
+HIDDEN_TESTS_NOTE = (
+    "  (this exercise has hidden checks too: they run when it is graded; "
+    "`autodiff-course check NOTEBOOK` runs them now)"
+)
+
+
+def passed(message: str, *, hidden: bool = False) -> None:
     """Tell the learner a check passed (test cells print this on success).
+
+    ``hidden=True`` in a test cell that has hidden tests: where they were cut out (the learner's
+    copy of the notebook) the ✓ line adds that hidden checks run at grading and how to run them
+    now; where they ran (``nbgrader autograde``, ``autodiff-course check``) it does not.
 
     Inside :func:`own_work`, a check whose learner code called the reference implementation fails
     here instead, so the learner never sees a ✓ line for work that is not theirs.
@@ -153,6 +200,21 @@ def passed(message: str) -> None:
     if _ACTIVE and _ACTIVE[-1].finding is not None:
         raise _ACTIVE[-1].failure()
     print(f"✓ {message}")
+    if hidden and not _hidden_tests_in_calling_cell(sys._getframe(1)):
+        print(HIDDEN_TESTS_NOTE)
+
+
+def _hidden_tests_in_calling_cell(frame: FrameType | None) -> bool:
+    """Whether the cell (the nearest learner-code frame) that called has a hidden-tests block.
+
+    IPython keeps each cell's source in ``linecache`` under the cell's file name; the graders
+    run test cells with their ``### BEGIN HIDDEN TESTS`` marker, the learner's copy has none.
+    """
+    while frame is not None and not _is_learner_code(frame.f_code):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    return bool(HIDDEN_TESTS_BEGIN.search("".join(linecache.getlines(frame.f_code.co_filename))))
 
 
 def as_shapes(shapes: Iterable[Any]) -> list[tuple[int, ...]]:
@@ -367,11 +429,28 @@ class _OwnWork:
         _WATCHED.clear()
         for guard in _ACTIVE:
             _WATCHED.update(guard.forbidden)
+        if isinstance(error, KeyboardInterrupt):
+            # Stopped from outside: whatever the watch saw meanwhile, the cell fails as
+            # interrupted, and its message points at the loop, not at the learner's honesty.
+            if isinstance(error, CheckInterrupted):
+                return False
+            raise CheckInterrupted(self.what, _innermost_learner_place(error)) from None
         if self.finding is not None:
             if isinstance(error, CheckFailure) and str(error) == str(self.failure()):
                 return False  # passed() raised it already
             raise self.failure() from error
         return False
+
+
+def _innermost_learner_place(error: BaseException) -> str | None:
+    """Where in learner code ``error`` was raised (the deepest learner frame), if anywhere."""
+    place, step = None, error.__traceback__
+    while step is not None:
+        if _is_learner_code(step.tb_frame.f_code):
+            code = step.tb_frame.f_code
+            place = f"{code.co_qualname.rsplit('<locals>.', 1)[-1]} (line {step.tb_lineno})"
+        step = step.tb_next
+    return place
 
 
 _ACTIVE: list[_OwnWork] = []  # the checks running now, innermost last
@@ -397,14 +476,17 @@ def watched(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     previous, previous_for_threads = sys.getprofile(), threading.getprofile()
     sys.setprofile(_watch)
     threading.setprofile(_watch)  # threads the learner's code starts are watched too
-    too_deep = False
+    unset_by_python = False
     try:
         return function(*args, **kwargs)
-    except RecursionError:
-        too_deep = True  # Python unsets a profiler when the recursion limit is hit inside it
+    except (RecursionError, MemoryError, KeyboardInterrupt):
+        # Python unsets a profiler when an exception is raised inside it: the recursion limit,
+        # memory running out, or an interrupt (a time limit, the Interrupt button) arriving
+        # while the profile function runs. None of these is the learner touching the profiler.
+        unset_by_python = True
         raise
     finally:
-        if sys.getprofile() is not _watch and not too_deep and _ACTIVE[-1].finding is None:
+        if sys.getprofile() is not _watch and not unset_by_python and _ACTIVE[-1].finding is None:
             _ACTIVE[-1].finding = (
                 f"Your {_ACTIVE[-1].what} changed the Python profiler (sys.setprofile) while its check "
                 "ran, which the check uses to see that the work is your own: leave sys.setprofile alone."
