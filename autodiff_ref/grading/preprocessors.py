@@ -36,6 +36,9 @@ from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Enum
+
+from autodiff_ref.grading.sandbox import SandboxedKernelManager
 
 KERNEL_DIED = "KernelDied"
 # Cell metadata key under which the grader records what it found, for `autodiff-course audit`:
@@ -97,11 +100,28 @@ def _error_output(ename: str, message: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
 
 
+# Notebook metadata key under which the grader records how the notebook ran ("sandbox":
+# "bubblewrap" or "off"), for `autodiff-course audit`.
+GRADING_METADATA = "autodiff_grading"
+
+
 class GuardedExecute(Execute):
     """nbgrader's ``Execute``, surviving a kernel death and undoing tampering before each test."""
 
+    sandbox = Enum(
+        ["bubblewrap", "off"], default_value="off", config=True,
+        help="Start the kernel inside bubblewrap (autodiff_ref.grading.sandbox), or not. Recorded in "
+             "each notebook's metadata (autodiff_grading.sandbox) for `autodiff-course audit`.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.sandbox == "bubblewrap":
+            self.kernel_manager_class = SandboxedKernelManager
+
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
         # The caller's ``nb`` is run in place, as in the parent class.
+        nb.metadata.setdefault(GRADING_METADATA, {})["sandbox"] = self.sandbox
         self._running_cell: int | None = None
         self._guarded: bool | None = None  # None until the snapshot before the first code cell
         try:

@@ -1,0 +1,276 @@
+"""Grading kernels that run inside a bubblewrap sandbox.
+
+``nbgrader_config.py`` makes :class:`~autodiff_ref.grading.preprocessors.GuardedExecute` start
+every grading kernel with :class:`SandboxedKernelManager`, and stops ``nbgrader autograde`` before
+the first student (:func:`stop_unless_sandbox_works`) when the sandbox cannot start.
+
+Inside the sandbox (`bubblewrap <https://github.com/containers/bubblewrap>`_, ``bwrap``) the
+kernel sees the system's programs and libraries, the Python environment and the ``autodiff_ref``
+package, all read-only, and ``/tmp``: a small in-memory filesystem holding its working directory,
+a copy of the student's notebook folder (without the notebooks: the one being graded has the
+hidden tests back in it). It sees nothing else of the machine -- not the course folder
+(``solutions/``, ``gradebook.db``, ``submitted/``, ``autograded/``), no home folder, no other
+student's files -- and nothing it writes outlives it: nbgrader, outside, writes the autograded
+notebook. It has no network (its own empty network namespace) and talks to the grader over ZMQ
+``ipc`` sockets in a private folder; it cannot see or signal the grader's processes (its own
+process namespace), and it gets limits on memory, processes and file size.
+
+bubblewrap does the mounts and namespaces. When the grader runs as root, bwrap runs privileged
+and the kernel drops to a user id of its own with ``setpriv`` (util-linux): Linux does not
+enforce the process limit on root, and a user id per kernel keeps one student's fork bomb from
+using up the processes of the next. Otherwise bwrap runs unprivileged, in a user namespace, and
+the limits (``prlimit``, util-linux) count only the processes inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Integer
+
+GiB = 1024**3
+MiB = 1024**2
+
+# Where the student's folder is mounted, read-only, for the kernel to copy into /tmp.
+SUBMISSION_MOUNT = "/run/submission"
+# What the kernel keeps of the grader's environment; everything else (tokens, the grader's paths)
+# is left out. PYTHONPATH stays so that the kernel imports the same autodiff_ref as the grader.
+KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION")
+# One BLAS thread unless the grader says otherwise: grading runs one student per core, and
+# OpenBLAS reserves a buffer per thread, which on a many-core machine alone would use up the
+# memory limit (a limit on address space).
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Folders of the system that a Python kernel needs, read-only; /bin, /lib... may be symlinks
+# into /usr (merged /usr) or folders of their own.
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
+# From /etc, only what programs read to start (the dynamic linker's cache, time zone, fonts,
+# Debian's alternatives for shared libraries, user names), not the rest of the machine's settings.
+SYSTEM_FILES = (
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives",
+    "/etc/fonts", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
+)
+HOW_TO_INSTALL = (
+    "Install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install "
+    "bubblewrap), or, for submissions you trust, switch the sandbox off in nbgrader_config.py "
+    '(SANDBOX = "off"; docs/instructor.md, "What grading protects against").'
+)
+
+
+class SandboxUnavailable(SystemExit):
+    """The sandbox cannot start here; the message says why and what to do.
+
+    A ``SystemExit``: nbgrader moves on to the next student after any ``Exception``, and a
+    sandbox that does not start for one student starts for none.
+    """
+
+
+def bwrap_executable() -> str:
+    found = shutil.which("bwrap")
+    if found is None:
+        raise SandboxUnavailable(f"Grading stopped before the first student: bwrap is not on PATH. {HOW_TO_INSTALL}")
+    return found
+
+
+def _python_folders() -> list[str]:
+    """The Python environment and the autodiff_ref package: what the kernel must import from.
+
+    Only the package's own folder, not its parent, which for an editable install is the course
+    folder itself."""
+    import autodiff_ref
+
+    folders = {os.path.realpath(prefix) for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    folders.add(sys.prefix)  # a venv reached through a symlink: bound under both names
+    folders.add(os.path.dirname(os.path.realpath(autodiff_ref.__file__)))
+    return sorted(folder for folder in folders if folder != "/usr" and not folder.startswith("/usr/"))
+
+
+def _with_open_parents(mounts: list[list[str]]) -> list[str]:
+    """The bwrap options of ``mounts`` (each ending with its destination), each preceded by the
+    folders above its destination, made readable to all: privileged bwrap would make them mode
+    700, which the kernel's unprivileged user could not pass through."""
+    arguments, made = [], {"/"}
+    for mount in mounts:
+        destination = mount[-1]
+        for parent in reversed(Path(destination).parents):
+            if str(parent) not in made:
+                arguments += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        arguments += mount
+        made.add(destination)
+    return arguments
+
+
+def _system_mounts() -> list[list[str]]:
+    mounts = []
+    for path in SYSTEM_FOLDERS + SYSTEM_FILES:
+        if os.path.islink(path) and path in SYSTEM_FOLDERS:
+            mounts.append(["--symlink", os.readlink(path), path])
+        elif os.path.exists(path):
+            mounts.append(["--ro-bind", path, path])
+    return mounts
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An ``AsyncKernelManager`` whose kernel runs inside bubblewrap; see the module's docstring.
+
+    Each kernel gets a private folder on the grader's side (``runtime/``: connection file and ZMQ
+    sockets, mounted at the same path inside; ``submission/``: the copy of the student's folder),
+    removed when the kernel's resources are cleaned up.
+    """
+
+    memory_limit = Integer(2 * GiB, config=True, help="Address space of the kernel, in bytes (RLIMIT_AS).")
+    process_limit = Integer(256, config=True, help="Processes and threads the kernel may run (RLIMIT_NPROC).")
+    file_size_limit = Integer(64 * MiB, config=True, help="Largest file the kernel may write, in bytes (RLIMIT_FSIZE).")
+    scratch_size = Integer(256 * MiB, config=True, help="Size of the kernel's /tmp, its working folder, in bytes.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.transport = "ipc"  # no network inside: the kernel talks to the grader through files
+        self._folder: Path | None = None
+        self._info_file: Path | None = None
+
+    def _sandbox_user(self) -> int | None:
+        """As root, the unprivileged user id the kernel runs as: one no account uses, per grader
+        process, so that two graders running at once do not share a process count."""
+        return 2**20 + os.getpid() if os.geteuid() == 0 else None
+
+    async def _async_pre_start_kernel(self, **kw):
+        self._folder = Path(tempfile.mkdtemp(prefix="autodiff-sandbox-"))
+        runtime = self._folder / "runtime"
+        runtime.mkdir()
+        self.connection_file = str(runtime / "kernel.json")
+        self.ip = str(runtime / "kernel")  # the ipc sockets are kernel-1, kernel-2, ...
+        student_folder = Path(kw.pop("cwd", None) or os.getcwd())
+        submission = self._folder / "submission"
+        shutil.copytree(student_folder, submission, ignore=shutil.ignore_patterns("*.ipynb"), symlinks=False)
+        kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+        user = self._sandbox_user()
+        if user is not None:
+            for path in [self._folder, *self._folder.rglob("*")]:
+                os.chown(path, user, user, follow_symlinks=False)
+        self._info_file = self._folder / "bwrap-info.json"
+        info = os.open(self._info_file, os.O_WRONLY | os.O_CREAT, 0o600)
+        command = sandboxed_command(
+            kernel_cmd, runtime=str(runtime), submission=str(submission),
+            workdir=f"/tmp/{student_folder.name}", info_fd=info, user=user, limits=self._limits(),
+        )
+        kw["cwd"] = str(self._folder)
+        kw["env"] = kernel_environment(kw.get("env") or os.environ)
+        kw["pass_fds"] = (info,)
+        self._info_fd = info
+        return command, kw
+
+    def _limits(self) -> dict[str, int]:
+        return {"as": self.memory_limit, "nproc": self.process_limit, "fsize": self.file_size_limit,
+                "scratch": self.scratch_size}
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            os.close(self._info_fd)  # bwrap holds its own copy
+
+    async def interrupt_kernel(self) -> None:
+        """SIGINT to the kernel itself: the usual signal to the launched process group reaches bwrap,
+        which dies of it and takes the kernel along."""
+        try:
+            kernel_pid = json.loads(self._info_file.read_text())["child-pid"]
+        except (OSError, ValueError, KeyError, AttributeError):
+            return await super().interrupt_kernel()  # not started yet: the parent waits for the start
+        try:
+            os.kill(kernel_pid, 2)
+        except ProcessLookupError:
+            pass  # already ended: the client sees a dead kernel
+
+    async def cleanup_resources(self, restart: bool = False) -> None:
+        await super().cleanup_resources(restart)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+def kernel_environment(grader: dict[str, str] | os._Environ) -> dict[str, str]:
+    """What the kernel sees of the grader's environment (see KEPT_ENVIRONMENT)."""
+    kept = {name: grader[name] for name in KEPT_ENVIRONMENT if name in grader}
+    threads = {name: grader.get(name, value) for name, value in ONE_THREAD.items()}
+    return {**kept, **threads, "HOME": "/tmp", "TMPDIR": "/tmp"}
+
+
+def sandboxed_command(
+    kernel_cmd: list[str], *, runtime: str, submission: str, workdir: str, info_fd: int | None,
+    user: int | None, limits: dict[str, int],
+) -> list[str]:
+    """``kernel_cmd`` inside bwrap: see the module's docstring for what it sees and may do."""
+    namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    if user is None:
+        namespaces.append("--unshare-user")  # unprivileged: the user namespace makes the mounts possible
+    mounts = [
+        *_system_mounts(),
+        *[["--ro-bind", folder, folder] for folder in _python_folders()],
+        ["--proc", "/proc"], ["--dev", "/dev"],
+        ["--perms", "1777", "--size", str(limits["scratch"]), "--tmpfs", "/tmp"],
+        ["--bind", runtime, runtime],
+        ["--ro-bind", submission, SUBMISSION_MOUNT],
+    ]
+    command = [
+        bwrap_executable(), *namespaces,
+        # The kernel is the sandbox's first process: the grader signals it directly (interrupt),
+        # and everything the student started ends with it.
+        "--as-pid-1", "--die-with-parent", "--new-session",
+        # ipykernel ends itself when the process that launched it (JPY_PARENT_PID) looks gone, and
+        # inside, the kernel has no parent; 1 means "do not watch" (--die-with-parent does that).
+        "--setenv", "JPY_PARENT_PID", "1",
+        *(["--info-fd", str(info_fd)] if info_fd is not None else []),
+        *_with_open_parents(mounts),
+    ]
+    command += ["--"]
+    if user is not None:
+        command += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+    # After the user namespace exists: its process count is the sandbox's alone.
+    command += ["prlimit", f"--as={limits['as']}", f"--nproc={limits['nproc']}", f"--fsize={limits['fsize']}", "--"]
+    command += ["sh", "-c", 'cp -R "$0" "$1" && cd "$1" && shift && exec "$@"', SUBMISSION_MOUNT, workdir]
+    return command + list(kernel_cmd)
+
+
+def stop_unless_sandbox_works(**_hook_arguments) -> None:
+    """nbgrader's ``pre_convert_hook``: raise :class:`SandboxUnavailable`, which stops
+    ``nbgrader autograde`` before it touches a student, unless a sandboxed Python starts and
+    imports autodiff_ref's grading guard. Checked once per grading process."""
+    global _sandbox_checked
+    if _sandbox_checked:
+        return
+    with tempfile.TemporaryDirectory(prefix="autodiff-sandbox-check-") as folder:
+        runtime, submission = Path(folder, "runtime"), Path(folder, "submission")
+        runtime.mkdir()
+        submission.mkdir()
+        manager = SandboxedKernelManager()
+        user = manager._sandbox_user()
+        if user is not None:
+            for path in (Path(folder), runtime, submission):
+                os.chown(path, user, user)
+        command = sandboxed_command(
+            [sys.executable, "-c", "import autodiff_ref.grading.integrity"], runtime=str(runtime),
+            submission=str(submission), workdir="/tmp/check", info_fd=None, user=user, limits=manager._limits(),
+        )
+        result = subprocess.run(command, env=kernel_environment(os.environ), capture_output=True, text=True,
+                                cwd=folder, timeout=60)
+    if result.returncode != 0:
+        raise SandboxUnavailable(
+            "Grading stopped before the first student: the grading sandbox (bubblewrap) does not start "
+            f"on this machine:\n    {result.stderr.strip() or f'exit status {result.returncode}'}\n"
+            "Most often user namespaces are switched off (sysctl kernel.unprivileged_userns_clone=1 on "
+            "Debian; kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04; in a container, "
+            "allow them, see docs/instructor.md). "
+            'For submissions you trust, switch the sandbox off in nbgrader_config.py (SANDBOX = "off").'
+        )
+    _sandbox_checked = True
+
+
+_sandbox_checked = False
