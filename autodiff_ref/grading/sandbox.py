@@ -71,13 +71,6 @@ class SandboxUnavailable(SystemExit):
     """
 
 
-def bwrap_executable() -> str:
-    found = shutil.which("bwrap")
-    if found is None:
-        raise SandboxUnavailable(f"Grading stopped before the first student: bwrap is not on PATH. {HOW_TO_INSTALL}")
-    return found
-
-
 def _python_folders() -> list[str]:
     """The Python environment and the autodiff_ref package: what the kernel must import from.
 
@@ -220,7 +213,7 @@ def sandboxed_command(
         ["--ro-bind", submission, SUBMISSION_MOUNT],
     ]
     command = [
-        bwrap_executable(), *namespaces,
+        "bwrap", *namespaces,
         # The kernel is the sandbox's first process: the grader signals it directly (interrupt),
         # and everything the student started ends with it.
         "--as-pid-1", "--die-with-parent", "--new-session",
@@ -239,13 +232,12 @@ def sandboxed_command(
     return command + list(kernel_cmd)
 
 
-def stop_unless_sandbox_works(**_hook_arguments) -> None:
-    """nbgrader's ``pre_convert_hook``: raise :class:`SandboxUnavailable`, which stops
-    ``nbgrader autograde`` before it touches a student, unless a sandboxed Python starts and
-    imports autodiff_ref's grading guard. Checked once per grading process."""
-    global _sandbox_checked
-    if _sandbox_checked:
-        return
+def sandbox_problem() -> str | None:
+    """Why the sandbox cannot start on this machine, and what to do; None when it can.
+
+    Tries what grading does: a sandboxed Python that imports autodiff_ref's grading guard."""
+    if shutil.which("bwrap") is None:
+        return f"bwrap is not on PATH. {HOW_TO_INSTALL}"
     with tempfile.TemporaryDirectory(prefix="autodiff-sandbox-check-") as folder:
         runtime, submission = Path(folder, "runtime"), Path(folder, "submission")
         runtime.mkdir()
@@ -261,16 +253,28 @@ def stop_unless_sandbox_works(**_hook_arguments) -> None:
         )
         result = subprocess.run(command, env=kernel_environment(os.environ), capture_output=True, text=True,
                                 cwd=folder, timeout=60)
-    if result.returncode != 0:
-        raise SandboxUnavailable(
-            "Grading stopped before the first student: the grading sandbox (bubblewrap) does not start "
-            f"on this machine:\n    {result.stderr.strip() or f'exit status {result.returncode}'}\n"
-            "Most often user namespaces are switched off (sysctl kernel.unprivileged_userns_clone=1 on "
-            "Debian; kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04; in a container, "
-            "allow them, see docs/instructor.md). "
-            'For submissions you trust, switch the sandbox off in nbgrader_config.py (SANDBOX = "off").'
-        )
-    _sandbox_checked = True
+    if result.returncode == 0:
+        return None
+    return (
+        "the grading sandbox (bubblewrap) does not start on this machine:\n"
+        f"    {result.stderr.strip() or f'exit status {result.returncode}'}\n"
+        "Most often user namespaces are switched off (sysctl kernel.unprivileged_userns_clone=1 on "
+        "Debian; kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04; in a container, "
+        "see docs/instructor.md). For submissions you trust, switch the sandbox off in "
+        'nbgrader_config.py (SANDBOX = "off").'
+    )
+
+
+def stop_unless_sandbox_works(**_hook_arguments) -> None:
+    """nbgrader's ``pre_convert_hook``: unless the sandbox starts, raise
+    :class:`SandboxUnavailable`, which stops ``nbgrader autograde`` before it touches a student.
+    Checked once per grading process."""
+    global _sandbox_checked
+    if not _sandbox_checked:
+        problem = sandbox_problem()
+        if problem:
+            raise SandboxUnavailable(f"Grading stopped before the first student: {problem}")
+        _sandbox_checked = True
 
 
 _sandbox_checked = False
