@@ -9,7 +9,7 @@ restored -- so it runs as written, hidden tests included -- and named in a *grad
 top of the autograded notebook and in nbgrader's log; a notebook whose cells were reordered is
 refused with an error that says so, and the rest of the class is graded.
 
-:class:`GuardedExecute` is nbgrader's ``Execute`` with two changes:
+:class:`GuardedExecute` is nbgrader's ``Execute`` with three changes:
 
 - When student code kills the kernel (``os._exit``, a crash in native code, running out of
   memory), stock nbgrader drops the whole notebook. Here the cells that ran keep their outputs, so
@@ -20,6 +20,8 @@ refused with an error that says so, and the rest of the class is graded.
   machinery -- NumPy's comparisons, ``autodiff_ref`` and its checks, IPython's hooks -- using
   :mod:`autodiff_ref.grading.integrity` in the kernel, and adds a note to that test's output naming what
   was put back.
+- With ``sandbox = "bubblewrap"`` (``nbgrader_config.py``), the kernel starts inside a sandbox:
+  see :mod:`autodiff_ref.grading.sandbox`. Each notebook records which way it ran, in its metadata.
 """
 
 from __future__ import annotations

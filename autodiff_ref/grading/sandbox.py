@@ -27,9 +27,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -59,7 +61,7 @@ SYSTEM_FILES = (
 HOW_TO_INSTALL = (
     "Install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install "
     "bubblewrap), or, for submissions you trust, switch the sandbox off in nbgrader_config.py "
-    '(SANDBOX = "off"; docs/instructor.md, "What grading protects against").'
+    '(SANDBOX = "off"; see "The grading sandbox" in docs/instructor.md).'
 )
 
 
@@ -110,6 +112,12 @@ def _system_mounts() -> list[list[str]]:
     return mounts
 
 
+def sandbox_user() -> int | None:
+    """As root, the unprivileged user id the kernel runs as: one that no account uses, one per
+    grading process, so that two graders running at once do not share a process count."""
+    return 2**20 + os.getpid() if os.geteuid() == 0 else None
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernel runs inside bubblewrap; see the module's docstring.
 
@@ -126,13 +134,9 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.transport = "ipc"  # no network inside: the kernel talks to the grader through files
-        self._folder: Path | None = None
-        self._info_file: Path | None = None
-
-    def _sandbox_user(self) -> int | None:
-        """As root, the unprivileged user id the kernel runs as: one no account uses, per grader
-        process, so that two graders running at once do not share a process count."""
-        return 2**20 + os.getpid() if os.geteuid() == 0 else None
+        self._folder: Path | None = None  # this kernel's folder on the grader's side
+        self._info_file = Path(os.devnull)  # where bwrap writes the kernel's process id
+        self._info_fd = -1
 
     async def _async_pre_start_kernel(self, **kw):
         self._folder = Path(tempfile.mkdtemp(prefix="autodiff-sandbox-"))
@@ -142,9 +146,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.ip = str(runtime / "kernel")  # the ipc sockets are kernel-1, kernel-2, ...
         student_folder = Path(kw.pop("cwd", None) or os.getcwd())
         submission = self._folder / "submission"
-        shutil.copytree(student_folder, submission, ignore=shutil.ignore_patterns("*.ipynb"), symlinks=False)
+        # A symlink stays a symlink: it must not hand the kernel a file the grader can read.
+        shutil.copytree(student_folder, submission, ignore=shutil.ignore_patterns("*.ipynb"), symlinks=True)
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
-        user = self._sandbox_user()
+        user = sandbox_user()
         if user is not None:
             for path in [self._folder, *self._folder.rglob("*")]:
                 os.chown(path, user, user, follow_symlinks=False)
@@ -171,16 +176,15 @@ class SandboxedKernelManager(AsyncKernelManager):
             os.close(self._info_fd)  # bwrap holds its own copy
 
     async def interrupt_kernel(self) -> None:
-        """SIGINT to the kernel itself: the usual signal to the launched process group reaches bwrap,
-        which dies of it and takes the kernel along."""
+        """SIGINT to the kernel itself. (The usual signal, to the process group that was launched,
+        reaches bwrap, which dies of it and takes the kernel along.)"""
         try:
             kernel_pid = json.loads(self._info_file.read_text())["child-pid"]
-        except (OSError, ValueError, KeyError, AttributeError):
-            return await super().interrupt_kernel()  # not started yet: the parent waits for the start
-        try:
-            os.kill(kernel_pid, 2)
-        except ProcessLookupError:
-            pass  # already ended: the client sees a dead kernel
+            os.kill(kernel_pid, signal.SIGINT)
+        except (OSError, ValueError, KeyError) as error:
+            # No sandbox info (bwrap failed to start) or no such process: the kernel is gone, and
+            # the client finds out as it waits for it.
+            self.log.warning("Could not interrupt the sandboxed kernel: %s", error)
 
     async def cleanup_resources(self, restart: bool = False) -> None:
         await super().cleanup_resources(restart)
@@ -189,7 +193,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._folder = None
 
 
-def kernel_environment(grader: dict[str, str] | os._Environ) -> dict[str, str]:
+def kernel_environment(grader: Mapping[str, str]) -> dict[str, str]:
     """What the kernel sees of the grader's environment (see KEPT_ENVIRONMENT)."""
     kept = {name: grader[name] for name in KEPT_ENVIRONMENT if name in grader}
     threads = {name: grader.get(name, value) for name, value in ONE_THREAD.items()}
@@ -242,14 +246,13 @@ def sandbox_problem() -> str | None:
         runtime, submission = Path(folder, "runtime"), Path(folder, "submission")
         runtime.mkdir()
         submission.mkdir()
-        manager = SandboxedKernelManager()
-        user = manager._sandbox_user()
+        user = sandbox_user()
         if user is not None:
             for path in (Path(folder), runtime, submission):
                 os.chown(path, user, user)
         command = sandboxed_command(
             [sys.executable, "-c", "import autodiff_ref.grading.integrity"], runtime=str(runtime),
-            submission=str(submission), workdir="/tmp/check", info_fd=None, user=user, limits=manager._limits(),
+            submission=str(submission), workdir="/tmp/check", info_fd=None, user=user, limits=SandboxedKernelManager()._limits(),
         )
         result = subprocess.run(command, env=kernel_environment(os.environ), capture_output=True, text=True,
                                 cwd=folder, timeout=60)
