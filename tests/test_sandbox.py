@@ -9,12 +9,14 @@ autograde`` in tests/test_grading.py.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -286,3 +288,29 @@ def test_nbgrader_autograde_stops_before_the_first_student_when_bwrap_is_missing
     assert graded.returncode != 0
     assert "Grading stopped before the first student: bwrap is not on PATH" in graded.stderr
     assert not (tmp_path / "autograded").exists()
+
+
+def test_a_kernel_ends_with_the_sandbox_that_runs_it(tmp_path):
+    """When the grader kills bwrap (a kernel that does not shut down in time), the kernel must
+    not live on: it would hold the grader's output open, and go on using the machine."""
+    async def start_then_kill_bwrap() -> int:
+        manager = sandbox.SandboxedKernelManager(kernel_name="python3")
+        await manager.start_kernel(cwd=str(tmp_path))
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        kernel = manager.kernel_pid()
+        manager.provisioner.process.kill()  # what jupyter_client does to a kernel that will not stop
+        manager.provisioner.process.wait()
+        client.stop_channels()
+        await manager.cleanup_resources()
+        return kernel
+
+    kernel = asyncio.run(start_then_kill_bwrap())
+    for _ in range(50):
+        if not Path(f"/proc/{kernel}").exists() or "Z" in Path(f"/proc/{kernel}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(kernel, 9)
+        pytest.fail("the kernel outlived its bwrap")

@@ -175,12 +175,22 @@ class SandboxedKernelManager(AsyncKernelManager):
         finally:
             os.close(self._info_fd)  # bwrap holds its own copy
 
+    def kernel_pid(self) -> int:
+        """The kernel's process id, as the grader sees it: the first process that bwrap's first
+        process in the sandbox started (what the student's code starts comes later)."""
+        init = json.loads(self._info_file.read_text())["child-pid"]
+        children = Path(f"/proc/{init}/task/{init}/children").read_text().split()
+
+        def started(pid: str) -> int:  # field 22 of /proc/<pid>/stat, counted after the ")" of field 2
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+        return int(min(children, key=started))
+
     async def interrupt_kernel(self) -> None:
         """SIGINT to the kernel itself. (The usual signal, to the process group that was launched,
         reaches bwrap, which dies of it and takes the kernel along.)"""
         try:
-            kernel_pid = json.loads(self._info_file.read_text())["child-pid"]
-            os.kill(kernel_pid, signal.SIGINT)
+            os.kill(self.kernel_pid(), signal.SIGINT)
         except (OSError, ValueError, KeyError) as error:
             # No sandbox info (bwrap failed to start) or no such process: the kernel is gone, and
             # the client finds out as it waits for it.
@@ -218,9 +228,9 @@ def sandboxed_command(
     ]
     command = [
         "bwrap", *namespaces,
-        # The kernel is the sandbox's first process: the grader signals it directly (interrupt),
-        # and everything the student started ends with it.
-        "--as-pid-1", "--die-with-parent", "--new-session",
+        # bwrap's own first process in the sandbox dies with bwrap, and everything in the sandbox
+        # with it: the kernel too, though changing user (setpriv) cleared its own --die-with-parent.
+        "--die-with-parent", "--new-session",
         # ipykernel ends itself when the process that launched it (JPY_PARENT_PID) looks gone, and
         # inside, the kernel has no parent; 1 means "do not watch" (--die-with-parent does that).
         "--setenv", "JPY_PARENT_PID", "1",
