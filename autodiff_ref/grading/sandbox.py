@@ -219,10 +219,11 @@ def sandboxed_command(
     if user is None:
         namespaces.append("--unshare-user")  # unprivileged: the user namespace makes the mounts possible
     mounts = [
+        # /tmp first: a folder bound below it (a Python environment in /tmp) must not be hidden by it.
+        ["--perms", "1777", "--size", str(limits["scratch"]), "--tmpfs", "/tmp"],
         *_system_mounts(),
         *[["--ro-bind", folder, folder] for folder in _python_folders()],
         ["--proc", "/proc"], ["--dev", "/dev"],
-        ["--perms", "1777", "--size", str(limits["scratch"]), "--tmpfs", "/tmp"],
         ["--bind", runtime, runtime],
         ["--ro-bind", submission, SUBMISSION_MOUNT],
     ]
