@@ -12,6 +12,7 @@ from nbgrader.preprocessors import Execute, GetGrades, OverwriteCells
 
 from autodiff_ref.grading.feedback import HideHiddenTests
 from autodiff_ref.grading.preprocessors import FlagTampering, GuardedExecute
+from autodiff_ref.grading.sandbox import GiB, MiB
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 
@@ -67,3 +68,27 @@ feedback = GenerateFeedback.class_traits()["preprocessors"].default()
 c.GenerateFeedback.preprocessors = [
     *feedback[: feedback.index(GetGrades) + 1], HideHiddenTests, *feedback[feedback.index(GetGrades) + 1:]
 ]
+
+# Every kernel that runs a student's code starts inside a bubblewrap sandbox
+# (autodiff_ref/grading/sandbox.py): it sees the Python environment and autodiff_ref read-only and a
+# throwaway copy of the student's folder, not the course folder (solutions/, gradebook.db,
+# submitted/, ...), not your home, not the network. If bwrap is missing or cannot start here,
+# `nbgrader autograde` stops before the first student and says what to do.
+# "off" runs kernels as stock nbgrader does, with everything you can reach in reach of every
+# submission: only for work you trust. Each notebook records which it was, and
+# `autodiff-course audit` lists those graded with "off".
+SANDBOX = "bubblewrap"
+c.GuardedExecute.sandbox = SANDBOX
+if SANDBOX != "off":
+    c.Autograde.pre_convert_hook = "autodiff_ref.grading.sandbox.stop_unless_sandbox_works"
+# Limits for each kernel. A cell that goes past one fails (MemoryError, an OSError) or, at worst,
+# its kernel dies: that student loses the cells from there on (see GuardedExecute), the class goes on.
+# Memory (address space): a runaway array gets a MemoryError instead of the grading machine's RAM.
+# The course's notebooks need about 1 GiB of it.
+c.SandboxedKernelManager.memory_limit = 2 * GiB
+# Processes and threads: a fork bomb stops here. A kernel runs about 10 threads.
+c.SandboxedKernelManager.process_limit = 256
+# Largest file a kernel may write (its notebook folder's copy, /tmp).
+c.SandboxedKernelManager.file_size_limit = 64 * MiB
+# All the kernel may write in total: its /tmp (working folder included) is in memory, this big.
+c.SandboxedKernelManager.scratch_size = 256 * MiB

@@ -8,6 +8,10 @@ notebook, with every solution cell written as in the instructor's version, goes 
 timed. That run starts a kernel and executes the whole notebook, so it is timed once per
 notebook, not in interleaved rounds. ``generate_assignment`` is not part of the time: it runs
 once per course, not once per student.
+
+Each notebook is graded twice, with the grading sandbox (``nbgrader_config.py`` as it is) and
+with the instructor guide's opt-out (``SANDBOX = "off"``), one right after the other, so that
+both see the same machine; where the sandbox cannot start, only the second runs.
 """
 
 from __future__ import annotations
@@ -57,11 +61,15 @@ def _fail(name: str, step: str, result: subprocess.CompletedProcess) -> RuntimeE
     return RuntimeError(f"grading {name}: nbgrader {step} exited {result.returncode}:\n  " + "\n  ".join(tail))
 
 
-def time_autograde(name: str) -> tuple[float, float, float]:
-    """Seconds for ``nbgrader autograde`` of one solved notebook of ``name``, its score and maximum."""
+def time_autograde(name: str, sandbox: bool = True) -> tuple[float, float, float]:
+    """Seconds for ``nbgrader autograde`` of one solved notebook of ``name``, its score and maximum,
+    with the grading sandbox or without."""
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
         course = Path(folder)
-        shutil.copy(REPO_ROOT / "nbgrader_config.py", course)
+        config = (REPO_ROOT / "nbgrader_config.py").read_text()
+        if not sandbox:
+            config = config.replace('SANDBOX = "bubblewrap"', 'SANDBOX = "off"')
+        (course / "nbgrader_config.py").write_text(config)
         for directory in ("solutions", "course"):
             shutil.copytree(REPO_ROOT / directory / name, course / directory / name)
         generated = _nbgrader(course, "generate_assignment", name, "--force")
@@ -87,17 +95,28 @@ def time_autograde(name: str) -> tuple[float, float, float]:
 
 
 def run_grading(names: list[str] | None = None) -> list[dict]:
-    """Time each notebook's autograde, print a table with the total per student, return the rows."""
+    """Time each notebook's autograde with and without the sandbox, print a table with the total
+    per student, return the rows."""
+    from autodiff_ref.grading.sandbox import sandbox_problem
+
     names = names or assignments()
+    problem = sandbox_problem()
+    modes = {"sandboxed": True, "unsandboxed": False} if problem is None else {"unsandboxed": False}
     print("\nnbgrader autograde of one student's solved notebook (one run each: it starts a kernel)")
-    print(f"  {'notebook':<32}{'seconds':>10}{'score':>14}")
+    if problem:
+        print(f"  (sandboxed runs skipped: {problem.splitlines()[0]})")
+    print(f"  {'notebook':<32}" + "".join(f"{mode + ' s':>16}" for mode in modes) + f"{'score':>14}")
     rows = []
     for name in names:
-        seconds, score, max_score = time_autograde(name)
-        print(f"  {name:<32}{seconds:>10.2f}{f'{score:g} / {max_score:g}':>14}")
-        rows.append({"workload": f"nbgrader autograde {name}", "engine": "nbgrader", "seconds": seconds,
-                     "score": score, "max_score": max_score})
-    total = sum(row["seconds"] for row in rows)
-    print(f"  {'whole course, per student':<32}{total:>10.2f}")
-    rows.append({"workload": "nbgrader autograde, whole course per student", "engine": "nbgrader", "seconds": total})
+        line = f"  {name:<32}"
+        for mode, sandbox in modes.items():
+            seconds, score, max_score = time_autograde(name, sandbox)
+            line += f"{seconds:>16.2f}"
+            rows.append({"workload": f"nbgrader autograde {name}", "engine": f"nbgrader, {mode}", "seconds": seconds,
+                         "score": score, "max_score": max_score})
+        print(line + f"{f'{score:g} / {max_score:g}':>14}")
+    totals = {mode: sum(row["seconds"] for row in rows if row["engine"] == f"nbgrader, {mode}") for mode in modes}
+    print(f"  {'whole course, per student':<32}" + "".join(f"{total:>16.2f}" for total in totals.values()))
+    rows += [{"workload": "nbgrader autograde, whole course per student", "engine": f"nbgrader, {mode}",
+              "seconds": total} for mode, total in totals.items()]
     return rows

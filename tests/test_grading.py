@@ -38,6 +38,7 @@ from nbgrader.api import Gradebook
 from autodiff_ref.grading.check import main as check_main
 from autodiff_ref.grading.preprocessors import audit
 
+from conftest import sandbox_problem
 from notebook_tools import (
     COURSE_DIR,
     REPO_ROOT,
@@ -190,6 +191,95 @@ def monkeypatching_notebook() -> nbformat.NotebookNode:
     return notebook
 
 
+# --- attacks on the grading machine (issue #16): what the sandbox must keep from an answer cell ---
+#
+# Each is an answer cell a dishonest student could hand in, run through the real `nbgrader
+# autograde` with the sandbox on. Without the sandbox each of them works: copying the solutions
+# gets full marks on 03, 05 and 06, the gradebook gets extra credit, the classmate graded later
+# loses his submission and scores 0. The students exist only where the sandbox can start.
+
+COPIES_SOLUTIONS = ("03_scalar_autodiff", "05_tensor_ops", "06_backward_pass")
+CLASSMATE = "solution"  # graded after "overwrites_classmate" (students are graded in order of id)
+
+# Where a student's code would look for the course folder: up from its working folder (nbgrader
+# runs it in autograded/<student>/<assignment>/), and the usual places, one level down.
+FIND_COURSE_FILES = """
+import glob, json, os
+
+def course_files(*pattern):
+    places, here = [], os.path.abspath(os.getcwd())
+    while here not in places:
+        places.append(here)
+        here = os.path.dirname(here)
+    for common in (os.path.expanduser("~"), "/home", "/srv", "/root", "/work", "/opt", "/tmp", "/var/tmp"):
+        places += [common, *glob.glob(os.path.join(common, "*"))]
+    found = []
+    for place in places:
+        found += [path for path in glob.glob(os.path.join(place, *pattern)) if path not in found]
+    print("found:", found)
+    return found
+"""
+
+
+def copying_solutions_notebook(assignment: str) -> nbformat.NotebookNode:
+    """The learner notebook whose every answer cell runs the instructor's answer, read from disk."""
+    notebook = read_notebook(notebook_file(COURSE_DIR, assignment))
+    first, *others = [cell for cell in notebook.cells if is_solution_cell(cell)]
+    first.source = FIND_COURSE_FILES + f"""
+def steal(grade_id):
+    for path in course_files("solutions", {assignment!r}, "*.ipynb"):
+        for cell in json.load(open(path))["cells"]:
+            if cell["metadata"].get("nbgrader", {{}}).get("grade_id") == grade_id:
+                exec("".join(cell["source"]), globals())
+"""
+    for cell in (first, *others):
+        cell.source += f"\nsteal({nbgrader_metadata(cell)['grade_id']!r})\n"
+    return notebook
+
+
+def editing_gradebook_notebook() -> nbformat.NotebookNode:
+    """Right answers; the first answer cell also gives every grade in reach extra credit."""
+    def add_attack(source: str) -> str:
+        return FIND_COURSE_FILES + """
+import sqlite3
+for path in course_files("gradebook.db"):
+    with sqlite3.connect(path) as gradebook:
+        gradebook.execute("UPDATE grade SET extra_credit = 100, manual_score = 1000")
+""" + source
+
+    return with_answer_changed(BROKEN, "build_z", add_attack)
+
+
+def overwriting_classmate_notebook() -> nbformat.NotebookNode:
+    """Right answers; the first answer cell also overwrites every other student's notebook 01 in
+    reach, submitted and autograded."""
+    def add_attack(source: str) -> str:
+        return FIND_COURSE_FILES + f"""
+for folder in ("submitted", "autograded"):
+    for path in course_files(folder, "*", {BROKEN!r}, "*.ipynb"):
+        if "overwrites_classmate" not in path:
+            try:
+                with open(path, "w") as file:
+                    file.write("{{}}")
+            except OSError as error:
+                print(path, error)
+""" + source
+
+    return with_answer_changed(BROKEN, "build_z", add_attack)
+
+
+def attack_submissions() -> list[tuple[str, str, nbformat.NotebookNode]]:
+    """(student, assignment, notebook) for every attack on the grading machine."""
+    return [
+        *[("copies_solutions", assignment, copying_solutions_notebook(assignment)) for assignment in COPIES_SOLUTIONS],
+        ("edits_gradebook", BROKEN, editing_gradebook_notebook()),
+        ("overwrites_classmate", BROKEN, overwriting_classmate_notebook()),
+    ]
+
+
+# --- end of the attacks on the grading machine ----------------------------------------------------
+
+
 def nbgrader_process(course: Path, *arguments: str) -> subprocess.Popen:
     # nbgrader shells out to alembic, which lives next to this Python.
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -294,6 +384,13 @@ def graded_class(tmp_path_factory) -> GradedClass:
     submit(course, "uses_reference", TENSOR_OPS, reference_mul_notebook())
     for (student, assignment), attack in ATTACKS.items():
         submit(course, student, assignment, attack.notebook())
+    if sandbox_problem() is None:
+        for student, assignment, submission in attack_submissions():
+            submit(course, student, assignment, submission)
+    else:  # the instructor guide's opt-out, so that every other case still runs here
+        config = course / "nbgrader_config.py"
+        assert 'SANDBOX = "bubblewrap"' in config.read_text()
+        config.write_text(config.read_text().replace('SANDBOX = "bubblewrap"', 'SANDBOX = "off"'))
     before = file_digests(course / "submitted")
 
     logs = {assignment: autograde(course, assignment) for assignment in NOTEBOOKS}
@@ -428,13 +525,17 @@ def test_no_submitted_file_is_modified(graded_class):
 
 def test_audit_lists_exactly_the_submissions_to_look_at(graded_class, capsys):
     count, findings = audit(graded_class.course)
+    # The attacks on the grading machine, submitted where the sandbox runs: the source scan names
+    # what each answer reached for.
+    sandbox_attackers = {(student, assignment) for student, assignment, _ in attack_submissions()} \
+        if sandbox_problem() is None else set()
     assert count == len(list((graded_class.course / "submitted").glob("*/*/*.ipynb")))
     found: dict[tuple[str, str], list[str]] = {}
     for finding in findings:
         found.setdefault((finding.student, finding.assignment), []).append(finding.what)
     assert set(found) == {(student, BROKEN) for student in ("test_edited_to_pass", "test_deleted", "pasted_twice",
                                                             "monkeypatches", "kills_kernel", "reordered", "not_json")
-                          } | {("uses_reference", TENSOR_OPS)} | set(ATTACKS)
+                          } | {("uses_reference", TENSOR_OPS)} | set(ATTACKS) | sandbox_attackers
     assert found["pasted_twice", BROKEN] == ["2 cell(s) appeared twice; the last copy of each was graded"]
     assert found["test_edited_to_pass", BROKEN] == ["test or read-only cell test_build_z was edited; the original ran"]
     assert found["test_deleted", BROKEN] == [
@@ -691,3 +792,43 @@ def test_feedback_shows_results_but_not_the_hidden_tests(graded_class):
         assert 'check_value_op(Value, "add")' in shown  # the visible tests are still there
     mistake = _shown_text(graded_class.course / "feedback" / "one_mistake" / FEEDBACK_ASSIGNMENT / f"{FEEDBACK_ASSIGNMENT}.html")
     assert "hidden tests, not shown" in mistake and "CheckFailure: " in mistake
+
+
+# --- attacks on the grading machine (issue #16) ---------------------------------------------------
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("assignment", COPIES_SOLUTIONS)
+def test_the_solutions_on_disk_are_out_of_reach(graded_class, assignment):
+    assert graded_class.grades["copies_solutions", assignment]["total"] == 0
+    first_answer = next(cell for cell in graded_class.autograded("copies_solutions", assignment).cells
+                        if is_solution_cell(cell))
+    # Where the answer ran (a scan of the source may refuse to run it), it found nothing.
+    assert "found:" not in printed_text(first_answer) or "found: []" in printed_text(first_answer)
+
+
+@pytest.mark.sandbox
+def test_the_gradebook_is_out_of_reach(graded_class):
+    assert graded_class.grades["edits_gradebook", BROKEN]["total"] <= total_points(BROKEN)
+    with Gradebook(f"sqlite:///{graded_class.course / 'gradebook.db'}") as gradebook:
+        for assignment in NOTEBOOKS:
+            for submission in gradebook.notebook_submissions(assignment, assignment):
+                assert submission.score <= submission.max_score, (submission.student.id, assignment)
+                assert all(not grade.extra_credit and grade.manual_score is None for grade in submission.grades)
+
+
+@pytest.mark.sandbox
+def test_a_classmates_submission_is_out_of_reach(graded_class):
+    assert graded_class.grades["overwrites_classmate", BROKEN]["total"] <= total_points(BROKEN)
+    classmate = notebook_file(graded_class.course / "submitted" / CLASSMATE, BROKEN)
+    assert file_digests(classmate.parent) == {
+        classmate.name: graded_class.submitted_before[str(classmate.relative_to(graded_class.course / "submitted"))]
+    }
+    assert graded_class.grades[CLASSMATE, BROKEN]["total"] == graded_class.regraded[CLASSMATE, BROKEN]["total"] \
+        == total_points(BROKEN)
+
+
+@pytest.mark.sandbox
+def test_every_notebook_records_that_it_ran_in_the_sandbox(graded_class):
+    for autograded in (graded_class.course / "autograded").glob("*/*/*.ipynb"):
+        assert read_notebook(autograded).metadata["autodiff_grading"] == {"sandbox": "bubblewrap"}, autograded

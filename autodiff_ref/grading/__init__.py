@@ -7,6 +7,8 @@
   class.
 * :mod:`autodiff_ref.grading.integrity` -- runs inside the grading kernel: puts back what a
   notebook replaced in the checks before each test cell.
+* :mod:`autodiff_ref.grading.sandbox` -- starts each grading kernel inside bubblewrap, away from
+  the course folder, with limits.
 
 Nothing here is imported by ``import autodiff_ref``; the kernel imports only ``integrity``, so this
 file stays free of imports (nbgrader would otherwise load in every graded kernel).

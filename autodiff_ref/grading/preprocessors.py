@@ -11,7 +11,7 @@ refused with an error that says so, and the rest of the class is graded. Graded 
 and points count only as handed out, and the learner's cells are scanned before anything runs
 (:mod:`autodiff_ref.grading.static`): a cell using what no honest answer needs does not run.
 
-:class:`GuardedExecute` is nbgrader's ``Execute`` with two changes:
+:class:`GuardedExecute` is nbgrader's ``Execute`` with three changes:
 
 - When student code kills the kernel (``os._exit``, a crash in native code, running out of
   memory), stock nbgrader drops the whole notebook. Here the cells that ran keep their outputs, so
@@ -22,6 +22,8 @@ and points count only as handed out, and the learner's cells are scanned before 
   machinery -- NumPy's comparisons, ``autodiff_ref`` and its checks, IPython's hooks -- using
   :mod:`autodiff_ref.grading.integrity` in the kernel, and adds a note to that test's output naming what
   was put back.
+- With ``sandbox = "bubblewrap"`` (``nbgrader_config.py``), the kernel starts inside a sandbox:
+  see :mod:`autodiff_ref.grading.sandbox`. Each notebook records which way it ran, in its metadata.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from nbformat import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Bool, List, Unicode
+from traitlets import Bool, Enum, List, Unicode
 
 from autodiff_ref.grading import static
+from autodiff_ref.grading.sandbox import SandboxedKernelManager
 
 KERNEL_DIED = "KernelDied"
 # Cell metadata key under which the grader records what it found, for `autodiff-course audit`:
@@ -104,11 +107,28 @@ def _error_output(ename: str, message: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
 
 
+# Notebook metadata key under which the grader records how the notebook ran ("sandbox":
+# "bubblewrap" or "off"), for `autodiff-course audit`.
+GRADING_METADATA = "autodiff_grading"
+
+
 class GuardedExecute(Execute):
     """nbgrader's ``Execute``, surviving a kernel death and undoing tampering before each test."""
 
+    sandbox = Enum(
+        ["bubblewrap", "off"], default_value="off", config=True,
+        help="Start the kernel inside bubblewrap (autodiff_ref.grading.sandbox), or not. Recorded in "
+             "each notebook's metadata (autodiff_grading.sandbox) for `autodiff-course audit`.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.sandbox == "bubblewrap":
+            self.kernel_manager_class = SandboxedKernelManager
+
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
         # The caller's ``nb`` is run in place, as in the parent class.
+        nb.metadata.setdefault(GRADING_METADATA, {})["sandbox"] = self.sandbox
         self._running_cell: int | None = None
         self._guarded: bool | None = None  # None until the snapshot before the first code cell
         try:

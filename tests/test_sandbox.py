@@ -1,0 +1,316 @@
+"""The grading sandbox (autodiff_ref/grading/sandbox.py): what a kernel run by the grader can
+reach, what stops a runaway, and what happens where bubblewrap cannot start.
+
+One notebook of probes runs in one sandboxed kernel, through GuardedExecute as nbgrader runs it,
+in a folder laid out like a course being graded: each probe cell prints what it found, and the
+tests read those lines. The whole class, attacks included, goes through real ``nbgrader
+autograde`` in tests/test_grading.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from traitlets.config import Config
+
+import autodiff_ref
+from autodiff_ref.grading import sandbox
+from autodiff_ref.grading.preprocessors import GRADING_METADATA, GuardedExecute
+
+from notebook_tools import COURSE_DIR, REPO_ROOT, SOLUTIONS_DIR
+
+MiB = 1024**2
+PROCESS_LIMIT = 64
+FILE_SIZE_LIMIT = 1 * MiB
+SCRATCH_SIZE = 8 * MiB
+CELL_TIMEOUT = 5
+SECRET = "AUTODIFF_GRADER_SECRET"  # an environment variable of the grader the kernel must not see
+
+# Each probe prints one JSON line: what the student's code found.
+PROBES = {
+    "folder": """
+import json, os
+print(json.dumps({"cwd": os.getcwd(), "files": sorted(os.listdir(".")), "data": open("data.txt").read()}))
+""",
+    "visible": """
+import json, os
+home = os.path.expanduser(HOME)
+print(json.dumps({"exists": {path: os.path.exists(path) for path in PATHS},
+                  "home": sorted(os.listdir(home)) if os.path.isdir(home) else []}))
+""",
+    "writes": """
+import json, os
+def attempt(path):
+    try:
+        with open(path, "w") as file:
+            file.write("changed by the student")
+        return "written"
+    except OSError as error:
+        return type(error).__name__
+with open("data.txt", "w") as file:
+    file.write("changed in the scratch copy")
+print(json.dumps({path: attempt(path) for path in TARGETS}))
+""",
+    "environment": """
+import json, os
+print(json.dumps({"secret": SECRET in os.environ, "home": os.environ.get("HOME")}))
+""",
+    "network": """
+import json, socket
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3).close()
+    result = "connected"
+except OSError as error:
+    result = type(error).__name__
+print(json.dumps({"network": result}))
+""",
+    "memory": """
+import json
+import numpy as np
+try:
+    runaway = np.ones(3 * 1024**3 // 8)
+    result = "allocated"
+except MemoryError:
+    result = "MemoryError"
+print(json.dumps({"memory": result}))
+""",
+    "fork_bomb": """
+import json, os, time
+started = 0
+try:
+    for _ in range(10 * PROCESS_LIMIT):  # bounded, should the limit fail
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        started += 1
+    result = "no limit"
+except OSError as error:
+    result = type(error).__name__
+print(json.dumps({"fork_bomb": result, "started": started}))
+""",
+    "big_file": """
+import json
+try:
+    with open("big.bin", "wb") as file:
+        file.write(bytes(2 * FILE_SIZE_LIMIT))
+    result = "written"
+except OSError as error:
+    result = error.strerror
+print(json.dumps({"big_file": result}))
+""",
+    "many_files": """
+import json
+written = 0
+try:
+    for index in range(4 * SCRATCH_SIZE // FILE_SIZE_LIMIT):  # bounded, should the limit fail
+        with open(f"part{index}.bin", "wb") as file:
+            file.write(bytes(FILE_SIZE_LIMIT // 2))
+        written += 1
+    result = "all written"
+except OSError as error:
+    result = error.strerror
+print(json.dumps({"many_files": result, "written": written}))
+""",
+    "endless_loop": "while True:\n    pass\n",
+    "after_the_loop": 'import json\nprint(json.dumps({"after_the_loop": "ran"}))',
+}
+
+
+def printed(cell: nbformat.NotebookNode) -> dict:
+    text = "".join(output.get("text", "") for output in cell.outputs if output.output_type == "stream")
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    assert lines, f"the probe printed no result: {cell.outputs}"
+    return json.loads(lines[-1])
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def sandboxed_executor(**settings) -> GuardedExecute:
+    config = Config()
+    config.GuardedExecute.sandbox = "bubblewrap"
+    config.SandboxedKernelManager.process_limit = PROCESS_LIMIT
+    config.SandboxedKernelManager.file_size_limit = FILE_SIZE_LIMIT
+    config.SandboxedKernelManager.scratch_size = SCRATCH_SIZE
+    return GuardedExecute(config=config, timeout=CELL_TIMEOUT, kernel_name="python3", **settings)
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    """Run the probes as a student's notebook in a course being graded; what they printed."""
+    course = tmp_path_factory.mktemp("course")
+    (course / "solutions" / "a").mkdir(parents=True)
+    (course / "solutions" / "a" / "a.ipynb").write_text("the instructor's solutions")
+    (course / "gradebook.db").write_bytes(b"SQLite format 3\0 the class's grades")
+    (course / "submitted" / "bob" / "a").mkdir(parents=True)
+    (course / "submitted" / "bob" / "a" / "a.ipynb").write_text("bob's work")
+    student = course / "autograded" / "alice" / "a"
+    student.mkdir(parents=True)
+    (student / "a.ipynb").write_text("alice's notebook, hidden tests restored")
+    (student / "data.txt").write_text("alice's data")
+    before = digests(course)
+
+    paths = [str(course), str(course / "solutions"), str(course / "gradebook.db"), str(course / "submitted"),
+             str(SOLUTIONS_DIR), str(COURSE_DIR)]
+    package = Path(autodiff_ref.__file__).parent
+    targets = [str(package / "ops.py"), str(package / "planted.py"), str(course / "submitted" / "bob" / "a" / "a.ipynb"),
+               str(student / "data.txt"), "/usr/planted", "/tmp/planted"]
+    prelude = (f"PATHS = {paths!r}\nHOME = {os.path.expanduser('~')!r}\nTARGETS = {targets!r}\nSECRET = {SECRET!r}\nPROCESS_LIMIT = {PROCESS_LIMIT}\n"
+               f"FILE_SIZE_LIMIT = {FILE_SIZE_LIMIT}\nSCRATCH_SIZE = {SCRATCH_SIZE}\n")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(prelude)] + [
+        nbformat.v4.new_code_cell(source, metadata={"probe": name}) for name, source in PROBES.items()
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+    scratch_root = tmp_path_factory.mktemp("grader-tmp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SECRET, "s3cret")
+        patch.setattr(tempfile, "tempdir", str(scratch_root))  # where the sandbox's own folders go
+        sandboxed_executor().preprocess(notebook, {"metadata": {"path": str(student)}})
+    results = {cell.metadata["probe"]: cell for cell in notebook.cells if "probe" in cell.metadata}
+    return {"course": course, "student": student, "before": before, "notebook": notebook, "cells": results,
+            "paths": paths, "targets": targets, "scratch_root": scratch_root}
+
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.notebooks]
+
+
+def test_the_kernel_works_in_a_throwaway_copy_of_the_students_folder(probed):
+    found = printed(probed["cells"]["folder"])
+    assert found == {"cwd": "/tmp/a", "files": ["data.txt"], "data": "alice's data"}
+    assert probed["notebook"].metadata[GRADING_METADATA] == {"sandbox": "bubblewrap"}
+
+
+def test_the_kernel_sees_nothing_of_the_course_or_the_graders_home(probed):
+    found = printed(probed["cells"]["visible"])
+    assert found["exists"] == {path: False for path in probed["paths"]}
+    # Of the home folder, only the way to a Python installed there (pyenv, conda), if any.
+    home = Path.home()
+    on_the_way = {(home / entry) for entry in found["home"]}
+    assert all(any(Path(folder).is_relative_to(path) for folder in sandbox._python_folders()) for path in on_the_way)
+
+
+def test_nothing_the_kernel_writes_reaches_the_machine(probed):
+    package, planted, classmate, own, usr, tmp = probed["targets"]
+    assert printed(probed["cells"]["writes"]) == {
+        package: "OSError", planted: "OSError", classmate: "FileNotFoundError", own: "FileNotFoundError",
+        usr: "OSError", tmp: "written",  # its own /tmp, thrown away
+    }
+    assert digests(probed["course"]) == probed["before"]
+    assert not (Path(autodiff_ref.__file__).parent / "planted.py").exists()
+    assert not Path("/tmp/planted").exists() or Path("/tmp/planted").read_text() != "changed by the student"
+    assert list(probed["scratch_root"].iterdir()) == []  # the sandbox's folders are removed
+
+
+def test_the_kernel_gets_none_of_the_graders_environment(probed):
+    assert printed(probed["cells"]["environment"]) == {"secret": False, "home": "/tmp"}
+
+
+def test_the_kernel_has_no_network(probed):
+    assert printed(probed["cells"]["network"]) == {"network": "OSError"}
+
+
+def test_a_runaway_allocation_gets_a_memory_error(probed):
+    assert printed(probed["cells"]["memory"]) == {"memory": "MemoryError"}
+
+
+def test_a_fork_bomb_stops_at_the_process_limit(probed):
+    found = printed(probed["cells"]["fork_bomb"])
+    assert found["fork_bomb"] == "BlockingIOError" and found["started"] < PROCESS_LIMIT
+
+
+def test_files_stop_at_the_file_size_limit_and_the_scratch_size(probed):
+    assert printed(probed["cells"]["big_file"]) == {"big_file": "File too large"}
+    found = printed(probed["cells"]["many_files"])
+    assert found["many_files"] == "No space left on device" and found["written"] < 2 * SCRATCH_SIZE // FILE_SIZE_LIMIT
+
+
+def test_an_endless_loop_is_interrupted_and_the_next_cell_runs(probed):
+    looping = probed["cells"]["endless_loop"]
+    assert {"KeyboardInterrupt", "CellTimeoutError"} & {o.get("ename") for o in looping.outputs}
+    assert printed(probed["cells"]["after_the_loop"]) == {"after_the_loop": "ran"}
+
+
+def test_without_the_sandbox_the_notebook_records_off(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
+    GuardedExecute(timeout=60, kernel_name="python3").preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    assert notebook.metadata[GRADING_METADATA] == {"sandbox": "off"}
+
+
+# --- where the sandbox cannot start: fast, and run everywhere --------------------------------------
+
+
+def test_without_bwrap_on_path_the_problem_and_the_way_out_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    problem = sandbox.sandbox_problem()
+    assert "bwrap is not on PATH" in problem
+    assert "apt-get install bubblewrap" in problem and 'SANDBOX = "off"' in problem
+
+
+def test_a_bwrap_that_cannot_make_namespaces_is_reported_with_its_reason(tmp_path, monkeypatch):
+    refusal = "bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces."
+    fake = tmp_path / "bwrap"
+    fake.write_text(f"#!/bin/sh\necho '{refusal}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    problem = sandbox.sandbox_problem()
+    assert refusal in problem and "user namespaces are switched off" in problem and 'SANDBOX = "off"' in problem
+
+
+@pytest.mark.notebooks
+def test_nbgrader_autograde_stops_before_the_first_student_when_bwrap_is_missing(tmp_path):
+    assignment = "01_computational_graph"
+    for folder in ("solutions", "course"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / assignment).symlink_to(REPO_ROOT / folder / assignment)
+    (tmp_path / "nbgrader_config.py").write_text((REPO_ROOT / "nbgrader_config.py").read_text())
+
+    submitted = tmp_path / "submitted" / "alice" / assignment
+    submitted.mkdir(parents=True)
+    (submitted / f"{assignment}.ipynb").write_bytes((REPO_ROOT / "course" / assignment / f"{assignment}.ipynb").read_bytes())
+    # PATH is Python's own folder only: nbgrader runs, bwrap is not found.
+    graded = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", assignment, "--create", "--force"], cwd=tmp_path,
+        env=dict(os.environ, PATH=str(Path(sys.executable).parent)), capture_output=True, text=True, timeout=600,
+    )
+    assert graded.returncode != 0
+    assert "Grading stopped before the first student: bwrap is not on PATH" in graded.stderr
+    assert not (tmp_path / "autograded").exists()
+
+
+def test_a_kernel_ends_with_the_sandbox_that_runs_it(tmp_path):
+    """When the grader kills bwrap (a kernel that does not shut down in time), the kernel must
+    not live on: it would hold the grader's output open, and go on using the machine."""
+    async def start_then_kill_bwrap() -> int:
+        manager = sandbox.SandboxedKernelManager(kernel_name="python3")
+        await manager.start_kernel(cwd=str(tmp_path))
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        kernel = manager.kernel_pid()
+        manager.provisioner.process.kill()  # what jupyter_client does to a kernel that will not stop
+        manager.provisioner.process.wait()
+        client.stop_channels()
+        await manager.cleanup_resources()
+        return kernel
+
+    kernel = asyncio.run(start_then_kill_bwrap())
+    for _ in range(50):
+        if not Path(f"/proc/{kernel}").exists() or "Z" in Path(f"/proc/{kernel}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(kernel, 9)
+        pytest.fail("the kernel outlived its bwrap")
