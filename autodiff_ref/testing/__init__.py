@@ -13,3 +13,4 @@ from .dual import *  # noqa: F401,F403
 from .tensor import *  # noqa: F401,F403
 from .engine import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
