@@ -310,22 +310,47 @@ def chain_segment(h: Tensor, W: Tensor, layers: int) -> Tensor:
 
 
 def _run_chain(h0: np.ndarray, W0: np.ndarray, depth: int, segments: int,
-               CheckpointClass: type | None, output_weights: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Output and gradients (h0, W) of ``sum(w * chain(h0))``: ``segments`` checkpointed segments
-    (``CheckpointClass=None``: the plain chain)."""
+               CheckpointClass: type | None, output_weights: np.ndarray) -> tuple[Any, ...]:
+    """Output and gradients (h0, W) of ``sum(w * chain(h0))``, and how often a segment ran:
+    ``segments`` checkpointed segments (``CheckpointClass=None``: the plain chain)."""
     h, W = Tensor(h0, requires_grad=True), Tensor(W0, requires_grad=True)
-    out, layers = h, depth // segments
+    out, layers, runs = h, depth // segments, [0]
+
+    def segment(x: Tensor, w: Tensor) -> Tensor:
+        runs[0] += 1
+        if runs[0] > 2 * segments:  # more than once forward and once backward: stop it running away
+            raise CheckFailure(_RUNS_AGAIN.format(runs=runs[0], segments=segments))
+        return chain_segment(x, w, layers)
+
     for _ in range(segments):
-        if CheckpointClass is None:
-            out = chain_segment(out, W, layers)
-        else:
-            out = CheckpointClass(lambda x, w: chain_segment(x, w, layers))(out, W)
+        out = segment(out, W) if CheckpointClass is None else CheckpointClass(segment)(out, W)
     (out * output_weights).sum().backward()
-    return out.data, h.grad, W.grad
+    return out.data, h.grad, W.grad, runs[0]
+
+
+_RUNS_AGAIN = (
+    "The segments of a chain in {segments} checkpointed segments ran {runs} times (and counting); each "
+    "should run twice, once in the forward and once in its backward.\n  Hint: backward ran f on node.inputs "
+    "themselves, so the walk back from f's output went on into the chain before the segment, running "
+    "its checkpoints' backward again. Recompute on fresh leaves, Tensor(x.data, requires_grad=True): "
+    "the walk stops at them."
+)
 
 
 _IGNORED_OUT_GRAD = ("the backward ignored out_grad: it must pass back out_grad times f's Jacobian, so "
                      "use out_grad as the seed: the gradient of (f(...) * out_grad).sum().")
+
+
+_NOT_RECORDED = (
+    "the engine runs every backward under no_grad(), so nothing computed in it is recorded unless you "
+    "say so: compute f's output, and anything you call backward() on, inside `with enable_grad():`."
+)
+
+_COUNTED_TWICE = (
+    "the gradient was counted twice: backward ran f on node.inputs themselves, so its backward() added to "
+    "their .grad already, and the engine then added what backward returned. Recompute on fresh leaves, "
+    "Tensor(x.data, requires_grad=True), and return their gradients."
+)
 
 
 def _checkpoint_class(CheckpointClass: Any) -> None:
@@ -344,12 +369,17 @@ def check_checkpoint(CheckpointClass: type, *, seed: int = 0) -> None:
     with own_work("Checkpoint", CheckpointClass, ReferenceCheckpoint, methods=("forward", "backward"),
                   also=(reference_checkpoint,)):
         rng = np.random.default_rng(seed)
-        for depth, segments in ((6, 3), (4, 1), (8, 4)):
+        for depth, segments in ((4, 1), (6, 3), (8, 4)):
             h0, W0 = rng.standard_normal((3, 4)), rng.standard_normal((4, 4)) / 2
             weights = rng.standard_normal((3, 4))
             text = f"a chain of {depth} tanh(h @ W) blocks in {segments} checkpointed segments"
-            got = _call(f"the forward and backward of {text}", _run_chain, h0, W0, depth, segments,
-                        CheckpointClass, weights)
+            try:
+                got = _call(f"the forward and backward of {text}", _run_chain, h0, W0, depth, segments,
+                            CheckpointClass, weights)
+            except CheckFailure as failure:
+                if "does not require grad" not in str(failure):
+                    raise
+                raise CheckFailure(f"{failure}\n  Hint: {_NOT_RECORDED}") from failure
             expected = _run_chain(h0, W0, depth, segments, None, weights)
             ones = _run_chain(h0, W0, depth, segments, None, np.ones_like(weights))
             assert_close(got[0], expected[0], f"The output of {text}", hint=(
@@ -359,12 +389,10 @@ def check_checkpoint(CheckpointClass: type, *, seed: int = 0) -> None:
                 if got[position] is None:
                     raise CheckFailure(f"After backward() through {text}, {name} has no gradient.\n  Hint: "
                                        "backward returns one gradient per input of the op, in order.")
-                hint = _matching_hint(got[position], [(ones[position], _IGNORED_OUT_GRAD)]) if segments == 1 else None
-                if hint is None and name == "W" and np.allclose(got[1], expected[1], rtol=1e-5, atol=1e-7):
-                    hint = ("h0's gradient is right but W's is not: backward ran f on node.inputs "
-                            "themselves, so the walk went on into the chain before the segment and counted "
-                            "W's earlier uses again. Recompute on fresh copies: Tensor(x.data, "
-                            "requires_grad=True).")
+                hint = _matching_hint(got[position], [
+                    (ones[position] if segments == 1 else np.nan, _IGNORED_OUT_GRAD),
+                    (2 * expected[position] if segments == 1 else np.nan, _COUNTED_TWICE),
+                ])
                 assert_close(got[position], expected[position],
                              f"The gradient of {name} after backward() through {text}", hint=hint)
         x0 = rng.standard_normal((2, 3))
@@ -404,13 +432,32 @@ def check_checkpoint_memory(CheckpointClass: type, *, depth: int = 64, segments:
         checkpointed = peak_memory(lambda: _call(f"the forward and backward of {text}", _run_chain, h0, W0,
                                                  depth, segments, CheckpointClass, weights))
     if checkpointed > 0.5 * plain:
+        if _returns_graphs(CheckpointClass):
+            hint = ("the gradients your backward returns still carry the graph they were computed with "
+                    "(grad() records one, so that it can be differentiated again), and through them every "
+                    "recomputed segment stays alive until the end. Return plain tensors: Tensor(leaf.grad), "
+                    "or .detach() each gradient.")
+        else:
+            hint = ("the forward must not record a graph: run self.f under no_grad() on plain Tensors of the "
+                    "arrays, and keep nothing but the result's .data.")
         raise CheckFailure(
             f"The forward and backward of {text} peaked at {checkpointed / 2**20:.1f} MiB, the plain chain at "
             f"{plain / 2**20:.1f} MiB; checkpointing should keep at most half as much "
-            f"({checkpointed / plain:.0%} now).\n  Hint: the forward must not record a graph: run self.f "
-            "under no_grad() on plain Tensors of the arrays, and keep nothing but the result's .data."
+            f"({checkpointed / plain:.0%} now).\n  Hint: {hint}"
         )
     return plain, checkpointed
+
+
+def _returns_graphs(CheckpointClass: type) -> bool:
+    """Whether the op's backward, in a plain backward pass, returns gradients that hold a graph."""
+    x = Tensor(np.full((2, 2), 0.5), requires_grad=True)
+    try:
+        out = CheckpointClass(lambda a: (a * a).tanh())(x)
+        with no_grad():
+            grads = out.op.backward(Tensor(np.ones((2, 2))), out)
+        return any(isinstance(g, Tensor) and g.requires_grad for g in grads)
+    except Exception:  # the check that ran before has said what is wrong with it
+        return False
 
 
 def checkpoint_or_reference(CheckpointClass: type) -> type:
