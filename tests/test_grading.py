@@ -77,6 +77,7 @@ MISTAKES = {
         "accumulate_grad", "tensor.grad += grad", "tensor.grad = grad", {"test_accumulate_grad", "test_backward"},
     ),
     "07_training_a_network": ("sgd", "velocity += g", "velocity[...] = g", {"test_sgd"}),
+    "09_time_and_memory": ("bptt", "grad_h = grad_a @ W.T", "grad_h = grad_a @ W", {"test_bptt"}),
 }
 
 # Code a dishonest learner puts in an answer cell: every way of faking a pass this course knows.
