@@ -6,7 +6,8 @@
   plain class with ``__init__`` and ``forward``.
 * Layers: :class:`Linear`, :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`, :class:`Sequential`,
   :class:`Dropout`, :class:`LayerNorm`, :class:`Embedding`, and for images :class:`Conv2d`,
-  :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`Flatten`.
+  :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`Flatten`, and for sequences :class:`RNNCell`,
+  :class:`RNNClassifier`.
 * Saving: :meth:`Module.state_dict`, :meth:`Module.load_state_dict`, and :func:`save` /
   :func:`load` for a model with its optimizer in one ``.npz`` file.
 * Losses and metrics: :func:`mse_loss`, :func:`cross_entropy`, :func:`accuracy`.
@@ -45,6 +46,8 @@ __all__ = [
     "MaxPool2d",
     "AvgPool2d",
     "Flatten",
+    "RNNCell",
+    "RNNClassifier",
 ]
 
 
@@ -607,3 +610,86 @@ class Flatten(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1)
+
+
+# -- recurrent networks (notebook 09) ----------------------------------------------------------
+
+
+class RNNCell(Module):
+    """One step of a plain (Elman) recurrent network: ``h_new = tanh(h @ W + x @ U + b)``.
+
+    Shapes: input ``x (N, input_size)``, state ``h (N, hidden_size)``, output ``(N,
+    hidden_size)``. Parameters: ``weight_hh`` (W) ``(hidden_size, hidden_size)``, ``weight_ih``
+    (U) ``(input_size, hidden_size)``, ``bias`` (b) ``(hidden_size,)``, stored input-major like
+    :class:`Linear`, so ``torch.nn.RNNCell``'s ``weight_hh`` and ``weight_ih`` are their
+    transposes and its two biases add up to ``bias``. The same cell, with the same parameters,
+    runs at every time step; that sharing is why a parameter's gradient is a sum over the steps.
+
+    Every weight and the bias start in ``U(-a, a)`` with ``a = 1 / sqrt(hidden_size)``, as in
+    PyTorch: small enough that the state starts away from tanh's flat ends.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        for what, size in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"RNNCell needs {what} to be a positive integer, got {size!r}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        rng = np.random.default_rng(rng)
+        bound = 1.0 / np.sqrt(hidden_size)
+        self.weight_hh = Parameter(rng.uniform(-bound, bound, (hidden_size, hidden_size)), dtype=dtype)
+        self.weight_ih = Parameter(rng.uniform(-bound, bound, (input_size, hidden_size)), dtype=dtype)
+        self.bias = Parameter(rng.uniform(-bound, bound, hidden_size), dtype=dtype)
+
+    def forward(self, x: Tensor | np.ndarray, h: Tensor | np.ndarray) -> Tensor:
+        """``x (N, input_size)``, ``h (N, hidden_size)`` -> the next state ``(N, hidden_size)``."""
+        if np.shape(x)[-1:] != (self.input_size,) or np.shape(h)[-1:] != (self.hidden_size,):
+            raise ValueError(
+                f"RNNCell({self.input_size}, {self.hidden_size}) expects x with {self.input_size} "
+                f"features and h with {self.hidden_size}, got shapes {np.shape(x)} and {np.shape(h)}"
+            )
+        return (affine(x, self.weight_ih, self.bias) + h @ self.weight_hh).tanh()
+
+    def __repr__(self) -> str:
+        return f"RNNCell(input_size={self.input_size}, hidden_size={self.hidden_size})"
+
+
+class RNNClassifier(Module):
+    """Read a sequence one step at a time with an :class:`RNNCell`, then score the last state.
+
+    ``x`` has shape ``(N, steps, input_size)``, or ``(N, steps * input_size)`` which is read as
+    consecutive chunks of ``input_size`` (an 8x8 digit stored as 64 pixels is read row by row).
+    The state starts at zeros; the logits ``(N, n_classes)`` are a :class:`Linear` layer of the
+    last state.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        n_classes: int,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        rng = np.random.default_rng(rng)
+        self.cell = RNNCell(input_size, hidden_size, rng=rng, dtype=dtype)
+        self.head = Linear(hidden_size, n_classes, rng=rng, dtype=dtype)
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """``(N, steps, input_size)`` or ``(N, steps * input_size)`` -> logits ``(N, n_classes)``."""
+        size = self.cell.input_size
+        if np.ndim(x) not in (2, 3) or np.shape(x)[-1] % size or (np.ndim(x) == 3 and np.shape(x)[-1] != size):
+            raise ValueError(
+                f"RNNClassifier reads steps of {size} features: it expects x of shape (N, steps, {size}) "
+                f"or (N, steps * {size}), got {np.shape(x)}"
+            )
+        sequence = x.reshape(len(x), -1, size)
+        h = Tensor(np.zeros((len(x), self.cell.hidden_size), dtype=self.cell.bias.dtype))
+        for step in range(sequence.shape[1]):
+            h = self.cell(sequence[:, step], h)
+        return self.head(h)

@@ -30,7 +30,9 @@ import numpy as np
 from .nn import Module, _check_positive_int, _check_state_names
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = [
+    "Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR", "clip_grad_norm",
+]
 
 
 class Optimizer:
@@ -345,3 +347,23 @@ class CosineAnnealingLR(LRScheduler):
 
     def rate_at(self, t: int) -> float:
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Scale the gradients of ``params`` together, in place, so that their global norm is at
+    most ``max_norm``; return the global norm they had before.
+
+    The global norm is ``sqrt(sum over every parameter of sum(grad**2))``: all gradients seen as
+    one long vector. When it exceeds ``max_norm`` every gradient is multiplied by the same factor
+    ``max_norm / norm``, so the step keeps its direction and only gets shorter; below it nothing
+    changes. Parameters whose ``.grad`` is None are skipped. Call it between ``backward()`` and
+    ``optimizer.step()``.
+    """
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or not max_norm > 0:
+        raise ValueError(f"clip_grad_norm needs a positive max_norm, got {max_norm!r}")
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))
+    if norm > max_norm:
+        for g in grads:
+            g *= max_norm / norm
+    return norm

@@ -90,6 +90,7 @@ MISTAKES = {
         "conv2d_backward_input", "return dx_padded[:, :, p:p + height, p:p + width]", "return dx_padded",
         {"test_conv2d_backward_input"},
     ),
+    "09_time_and_memory": ("bptt", "grad_h = grad_a @ W.T", "grad_h = grad_a @ W", {"test_bptt"}),
 }
 
 # Code a dishonest learner puts in an answer cell: every way of faking a pass this course knows.

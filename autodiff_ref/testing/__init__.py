@@ -14,3 +14,4 @@ from .tensor import *  # noqa: F401,F403
 from .engine import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
