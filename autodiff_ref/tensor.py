@@ -10,41 +10,93 @@ The ops themselves live in :mod:`autodiff_ref.ops`, one ``Function`` subclass ea
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import heapq
+import inspect
 import itertools
 import numbers
+import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, one flag per thread (as in PyTorch): a ``no_grad()`` held
+    by one thread, say an evaluation loop, must not switch recording off in another."""
+
+    enabled = True  # the class attribute is every thread's starting value
+
+
+_grad_mode = _GradMode()
 
 # Every tensor takes the next number when it is made. A tensor is always made after its inputs,
 # so ordering by this number, largest first, visits every op before the ops that made its inputs:
-# a topological order that costs nothing to find.
+# a topological order that costs nothing to find. A tensor loaded by pickle or copied takes a new
+# number too (__setstate__): the number it had in the process that saved it means nothing here.
 _creation_counter = itertools.count()
 _new_object = object.__new__
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+class no_grad:
     """Inside this block, ops record no graph: outputs never require gradients.
 
-    Use it for evaluation and for updating parameters in place. Also works as a decorator,
-    with the parentheses: ``@no_grad()``.
+    Use it for evaluation and for updating parameters in place. Also a decorator, with or
+    without the parentheses (``@no_grad()``, ``@no_grad``), on functions and on generator
+    functions, whose every step (up to each ``yield``) then runs without recording.
+    The setting belongs to the thread that enters the block.
     """
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+
+    def __new__(cls, function: Callable[..., Any] | None = None) -> Any:
+        if function is None:
+            return super().__new__(cls)
+        if not callable(function):
+            raise TypeError(f"no_grad() takes no arguments (or, as @no_grad, a function), got {function!r}")
+        return cls()(function)  # @no_grad without parentheses
+
+    def __enter__(self) -> None:
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = False
+
+    def __exit__(self, *exception: Any) -> None:
+        _grad_mode.enabled = self._previous
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(function):
+            return functools.wraps(function)(functools.partial(_generate_without_grad, function))
+
+        @functools.wraps(function)
+        def without_grad(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():  # a new block per call: the decorated function may call itself
+                return function(*args, **kwargs)
+
+        return without_grad
+
+
+def _generate_without_grad(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a generator function with no_grad around each of its steps, not around its caller's
+    code between them: a decorator that only wrapped the call would leave before the first step."""
+    generator = function(*args, **kwargs)
+    resume, value = generator.send, None
+    while True:
+        with no_grad():
+            try:
+                item = resume(value)
+            except StopIteration as stop:
+                return stop.value
+        try:
+            value, resume = (yield item), generator.send
+        except GeneratorExit:
+            with no_grad():
+                generator.close()
+            raise
+        except BaseException as error:  # thrown in by the caller: pass it on to the generator
+            value, resume = error, generator.throw
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops currently record the graph (False inside :func:`no_grad`)."""
-    return _grad_enabled
+    """Whether ops currently record the graph in this thread (False inside :func:`no_grad`)."""
+    return _grad_mode.enabled
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -171,6 +223,16 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data as a new leaf that does not require gradients: the graph stops here."""
         return _from_op(self.data, None, ())
+
+    # -- pickle and copy: everything but the creation number, which orders the backward walk ------
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ("data", "grad", "requires_grad", "op", "inputs")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        # pickle restores a tensor's inputs before the tensor, so a new number keeps them earlier
+        self.created = next(_creation_counter)
 
     # -- the backward pass --------------------------------------------------------------------
     def backward(self, grad: Any = None) -> None:
@@ -354,13 +416,13 @@ class Function:
             if len(inputs) == 2:
                 a, b = inputs
                 data = self.forward(a.data, b.data)
-                recorded = _grad_enabled and (a.requires_grad or b.requires_grad)
+                recorded = _grad_mode.enabled and (a.requires_grad or b.requires_grad)
             elif len(inputs) == 1:
                 data = self.forward(inputs[0].data)
-                recorded = _grad_enabled and inputs[0].requires_grad
+                recorded = _grad_mode.enabled and inputs[0].requires_grad
             else:
                 data = self.forward(*[t.data for t in inputs])
-                recorded = _grad_enabled and any(t.requires_grad for t in inputs)
+                recorded = _grad_mode.enabled and any(t.requires_grad for t in inputs)
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -466,7 +528,7 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             if earlier is None:
                 ledger[key] = input_grad
                 heapq.heappush(waiting, (-tensor.created, key, tensor))
-            elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
+            elif _grad_mode.enabled:  # building the graph of the gradient itself (grad of grad)
                 ledger[key] = earlier + input_grad
             elif key in sums:  # first-order, third share or later: add to the sum we own
                 earlier.data += input_grad.data
@@ -481,23 +543,35 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
     ``grad(f)(x)`` is d f / d x as a Tensor that is itself part of a graph, so it can be
     differentiated again: ``grad(lambda x: grad(f)(x).sum())(x)`` gives second derivatives.
     With a tuple ``argnums`` the result is a tuple of gradients. Arguments that are not tensors
-    requiring grad are wrapped in new ones; ``.grad`` attributes are left untouched. One tensor
-    passed at two positions is one variable: both entries hold its total derivative.
+    requiring grad are wrapped in new ones; ``.grad`` attributes are left untouched. Each position
+    is a variable of its own, as in JAX: ``grad(f, argnums=(0, 1))(t, t)`` gives the two partial
+    derivatives, whether or not ``t`` requires grad.
     """
-    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    positions = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+    if not all(isinstance(i, (int, np.integer)) for i in positions):
+        raise TypeError(f"grad(f, argnums=...) takes an int or a tuple of ints, got {argnums!r}")
 
     def gradient(*args: Any) -> Any:
-        global _grad_enabled
-        previous, _grad_enabled = _grad_enabled, True  # a gradient needs its graph, even under no_grad()
+        previous, _grad_mode.enabled = _grad_mode.enabled, True  # a gradient needs its graph, even under no_grad()
         try:
             return _gradient(*args)
         finally:
-            _grad_enabled = previous
+            _grad_mode.enabled = previous
 
     def _gradient(*args: Any) -> Any:
+        for i in positions:
+            if not 0 <= i < len(args):
+                raise TypeError(
+                    f"grad(f, argnums={argnums!r}) differentiates with respect to argument {i}, "
+                    f"but was called with {len(args)} argument{'s' * (len(args) != 1)}"
+                )
         args = list(args)
         for i in positions:
-            if not (isinstance(args[i], Tensor) and args[i].requires_grad):
+            if isinstance(args[i], Tensor) and args[i].requires_grad:
+                # A node of its own per position, still joined to the caller's graph (grad of grad):
+                # the same tensor at two positions gives two partial derivatives, not two totals.
+                args[i] = ops.Cast(args[i].dtype)(args[i])
+            else:
                 args[i] = Tensor(args[i], requires_grad=True)
         out = f(*args)
         if not isinstance(out, Tensor) or out.size != 1:
@@ -509,7 +583,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
             found = {id(node): g for node, g in _backpropagate(out, _from_op(np.ones_like(out.data), None, ()))}
         zeros = lambda t: _from_op(np.zeros_like(t.data), None, ())  # noqa: E731
         grads = tuple(found[id(args[i])] if id(args[i]) in found else zeros(args[i]) for i in positions)
-        return grads[0] if isinstance(argnums, int) else grads
+        return grads[0] if isinstance(argnums, (int, np.integer)) else grads
 
     return gradient
 
