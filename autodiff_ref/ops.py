@@ -437,6 +437,18 @@ class LogSoftmax(Function):
         return (g - node.exp() * g.sum(axis=self.axis, keepdims=True),)
 
 
+# -- what each backward reads -------------------------------------------------------------------
+# A recorded op's inputs and output are made read-only (Function.saves_inputs, saves_output), so
+# that changing them in place before the backward pass raises. Locking costs time, so these ops,
+# whose backward reads less than all of them, say so here: a table, like the rows above.
+for _op in (Add, Sub, Neg, Cast, Reshape, Transpose, BroadcastTo, SumTo, GetItem, IndexAdd, Sum):
+    _op.saves_inputs = _op.saves_output = False  # shapes only (and Cast the input's dtype)
+for _op in (Mul, Div, MatMul, Affine, Log, Abs, ReLU):
+    _op.saves_output = False  # the inputs' values only
+for _op in (Exp, Sqrt, Sigmoid, Tanh, LogSoftmax):
+    _op.saves_inputs = False  # the output's value only
+
+
 # -- one function per op --------------------------------------------------------------------------
 def add(a, b) -> Tensor:
     return Add()(a, b)

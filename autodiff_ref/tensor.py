@@ -10,25 +10,22 @@ The ops themselves live in :mod:`autodiff_ref.ops`, one ``Function`` subclass ea
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import heapq
 import inspect
 import itertools
 import numbers
-import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-
-class _GradMode(threading.local):
-    """Whether ops record the graph, one flag per thread (as in PyTorch): a ``no_grad()`` held
-    by one thread, say an evaluation loop, must not switch recording off in another."""
-
-    enabled = True  # the class attribute is every thread's starting value
-
-
-_grad_mode = _GradMode()
+# Whether ops record the graph. A context variable, so each thread has its own (as in PyTorch,
+# every new thread starts with recording on) and so has each asyncio task: a no_grad() held by
+# one thread, say an evaluation loop, must not switch recording off in another. Reading it costs
+# about as little as reading a global, much less than a threading.local attribute.
+_grad_enabled = contextvars.ContextVar("autodiff_ref_grad_enabled", default=True)
+_recording = _grad_enabled.get
 
 # Every tensor takes the next number when it is made. A tensor is always made after its inputs,
 # so ordering by this number, largest first, visits every op before the ops that made its inputs:
@@ -55,11 +52,11 @@ class no_grad:
         return cls()(function)  # @no_grad without parentheses
 
     def __enter__(self) -> None:
-        self._previous = _grad_mode.enabled
-        _grad_mode.enabled = False
+        self._previous = _recording()
+        _grad_enabled.set(False)
 
     def __exit__(self, *exception: Any) -> None:
-        _grad_mode.enabled = self._previous
+        _grad_enabled.set(self._previous)
 
     def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgeneratorfunction(function):
@@ -96,7 +93,7 @@ def _generate_without_grad(function: Callable[..., Any], *args: Any, **kwargs: A
 
 def is_grad_enabled() -> bool:
     """Whether ops currently record the graph in this thread (False inside :func:`no_grad`)."""
-    return _grad_mode.enabled
+    return _recording()
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -396,7 +393,16 @@ class Function:
 
     Settings of an op (an axis, a shape) go to ``__init__``. Calling an instance on tensors,
     arrays or numbers, ``Mul()(a, b)``, computes the output and records the op in the graph.
+
+    ``saves_inputs`` and ``saves_output`` say whether ``backward`` reads the values (not just the
+    shapes) of the inputs and of the output. When the op is recorded, those arrays are made
+    read-only, so that changing them in place before the backward pass raises at once instead
+    of giving wrong gradients. Both default to True; an op that needs only shapes (Add, Sum,
+    Reshape) sets them False and costs nothing.
     """
+
+    saves_inputs = True
+    saves_output = True
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -416,13 +422,13 @@ class Function:
             if len(inputs) == 2:
                 a, b = inputs
                 data = self.forward(a.data, b.data)
-                recorded = _grad_mode.enabled and (a.requires_grad or b.requires_grad)
+                recorded = (a.requires_grad or b.requires_grad) and _recording()
             elif len(inputs) == 1:
                 data = self.forward(inputs[0].data)
-                recorded = _grad_mode.enabled and inputs[0].requires_grad
+                recorded = inputs[0].requires_grad and _recording()
             else:
                 data = self.forward(*[t.data for t in inputs])
-                recorded = _grad_mode.enabled and any(t.requires_grad for t in inputs)
+                recorded = any(t.requires_grad for t in inputs) and _recording()
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -432,7 +438,21 @@ class Function:
             ) from error
         if type(data) is not np.ndarray:
             data = np.asarray(data)
-        return _from_op(data, self, inputs) if recorded else _from_op(data, None, ())
+        if not recorded:
+            return _from_op(data, None, ())
+        # The backward reads these arrays again: lock them, so that a change made in place before
+        # then (x.data[...] = 5, an optimizer's step, y.data *= 2) raises at once, where it would
+        # give wrong gradients without a word. A flag costs nothing per element, unlike a
+        # checksum, and catches writes made straight into the array, which a version counter
+        # bumped by the library's own in-place ops would not see. An op's output stays locked; a
+        # leaf's array is unlocked by the backward pass that reaches it (see _backpropagate).
+        if self.saves_output:
+            _lock(data)
+        if self.saves_inputs:
+            for value in inputs:
+                if value.data.flags.writeable:
+                    _lock(value.data)
+        return _from_op(data, self, inputs)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -506,6 +526,7 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
         grad = ledger.pop(id(node))
         yield node, grad
         if node.op is None:
+            _unlock(node)  # every op that read this leaf has run its backward
             continue
         inputs = node.inputs
         input_grads = node.op.backward(grad, node)
@@ -513,6 +534,8 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             input_grads = _gradient_tuple(node, input_grads)
         for position, tensor in enumerate(inputs):
             if not tensor.requires_grad:
+                if tensor.op is None:
+                    _unlock(tensor)  # data and constants: writable again after this backward
                 continue
             input_grad = input_grads[position]
             # The usual case inline; anything else is cast or explained by _checked_gradient.
@@ -528,13 +551,31 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             if earlier is None:
                 ledger[key] = input_grad
                 heapq.heappush(waiting, (-tensor.created, key, tensor))
-            elif _grad_mode.enabled:  # building the graph of the gradient itself (grad of grad)
+            elif _recording():  # building the graph of the gradient itself (grad of grad)
                 ledger[key] = earlier + input_grad
             elif key in sums:  # first-order, third share or later: add to the sum we own
                 earlier.data += input_grad.data
             else:  # first-order, second share: a new array for the sum, no op to record
                 ledger[key] = _from_op(np.asarray(earlier.data + input_grad.data), None, ())
                 sums.add(key)
+
+
+def _lock(array: np.ndarray) -> None:
+    """Make ``array`` read-only, and the array it is a view of: a write through the base array
+    (x.data[...] = 5 after y = x.reshape(...) * w) would change the view too."""
+    array.setflags(write=False)  # the method: cheaper than setting flags.writeable
+    base = array.base
+    if type(base) is np.ndarray and base.flags.writeable:
+        _lock(base)
+
+
+def _unlock(leaf: Tensor) -> None:
+    """Make a leaf's array writable again once a backward pass is done with it: an optimizer
+    updates parameters in place after backward. (Not a view: its base may be locked, or be
+    another tensor's array, and NumPy cannot unlock a view of a read-only array.)"""
+    array = leaf.data
+    if array.base is None:
+        array.setflags(write=True)
 
 
 def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -552,11 +593,11 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         raise TypeError(f"grad(f, argnums=...) takes an int or a tuple of ints, got {argnums!r}")
 
     def gradient(*args: Any) -> Any:
-        previous, _grad_mode.enabled = _grad_mode.enabled, True  # a gradient needs its graph, even under no_grad()
+        token = _grad_enabled.set(True)  # a gradient needs its graph, even under no_grad()
         try:
             return _gradient(*args)
         finally:
-            _grad_mode.enabled = previous
+            _grad_enabled.reset(token)
 
     def _gradient(*args: Any) -> Any:
         for i in positions:

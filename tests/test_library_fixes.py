@@ -304,3 +304,70 @@ def test_parameters_found_in_dicts_and_nested_lists():
         "blocks.0.0.weight", "blocks.0.0.bias", "blocks.1.0.weight", "blocks.1.0.bias",
     ]
     assert len(list(Model().parameters())) == 8
+
+
+# -- 3. changes made in place between forward and backward raise at once ------------------------------
+def test_writing_into_a_saved_input_raises_instead_of_a_wrong_gradient():
+    x = Tensor([2.0], requires_grad=True)
+    y = x * x
+    with pytest.raises(ValueError, match="read-only"):
+        x.data[...] = 5  # was: y.backward() then gave 10 without a word
+    y.backward()
+    assert x.grad.tolist() == [4.0]
+    x.data[...] = 5  # the backward pass that reached x made it writable again
+    assert x.data.tolist() == [5.0]
+
+
+def test_writing_into_a_saved_output_raises():
+    x = Tensor([0.5, 1.0], requires_grad=True)
+    y = x.exp()
+    with pytest.raises(ValueError, match="read-only"):
+        y.data *= 2
+    with pytest.raises(ValueError, match="read-only"):
+        y.numpy()[0] = 0.0
+
+
+def test_a_write_through_the_base_of_a_saved_view_raises():
+    x = Tensor(np.arange(1.0, 7.0), requires_grad=True)
+    w = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = x.reshape(2, 3) * w  # Mul saves the reshaped view; its values are x's
+    with pytest.raises(ValueError, match="read-only"):
+        x.data[0] = 100.0
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad, np.arange(1.0, 7.0).reshape(2, 3))
+
+
+def test_an_optimizer_step_between_forward_and_backward_raises_and_after_it_works():
+    from autodiff_ref import optim
+
+    layer = nn.Linear(3, 2, rng=0)
+    opt = optim.SGD(layer.parameters(), lr=0.1)
+    x = Tensor(np.ones((4, 3)))
+    loss = (layer(x) ** 2).mean()
+    layer.weight.grad = np.ones((3, 2))
+    layer.bias.grad = np.ones(2)
+    with pytest.raises(ValueError, match="read-only"):
+        opt.step()  # would change the weights the pending backward needs
+    layer.zero_grad()
+    loss.backward()
+    before = layer.weight.data.copy()
+    opt.step()  # the usual order: forward, backward, step
+    np.testing.assert_allclose(layer.weight.data, before - 0.1 * layer.weight.grad)
+    x.data[...] = 2.0  # data the backward read is writable again too
+
+
+def test_ops_that_read_only_shapes_lock_nothing():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x + 1).sum()
+    x.data[...] = 5  # Add and Sum need no values in backward: nothing to protect
+    y.backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+
+
+def test_a_forward_under_no_grad_locks_nothing():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with no_grad():
+        y = x * x
+    x.data[...] = 5
+    y.data[...] = 0
+    assert x.data.tolist() == [5.0, 5.0]
