@@ -447,11 +447,16 @@ class Function:
         # bumped by the library's own in-place ops would not see. An op's output stays locked; a
         # leaf's array is unlocked by the backward pass that reaches it (see _backpropagate).
         if self.saves_output:
-            _lock(data)
+            data.setflags(write=False)  # the method: cheaper than setting flags.writeable
+            if data.base is not None:
+                _lock(data.base)
         if self.saves_inputs:
             for value in inputs:
-                if value.data.flags.writeable:
-                    _lock(value.data)
+                array = value.data
+                if array.flags.writeable:
+                    array.setflags(write=False)
+                    if array.base is not None:
+                        _lock(array.base)
         return _from_op(data, self, inputs)
 
     def __repr__(self) -> str:
@@ -517,6 +522,7 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
     tensors that do not require grad.
     """
     ledger: dict[int, Tensor] = {id(root): seed}
+    recording = _recording()  # building the graph of the gradient itself (grad of grad)?
     sums: set[int] = set()  # ledger entries that are sums this walk made: safe to add to in place
     # The id breaks ties between copies of one tensor (copy.copy keeps .created), so that the
     # heap never has to compare two Tensors.
@@ -551,7 +557,7 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             if earlier is None:
                 ledger[key] = input_grad
                 heapq.heappush(waiting, (-tensor.created, key, tensor))
-            elif _recording():  # building the graph of the gradient itself (grad of grad)
+            elif recording:
                 ledger[key] = earlier + input_grad
             elif key in sums:  # first-order, third share or later: add to the sum we own
                 earlier.data += input_grad.data
@@ -560,13 +566,12 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
                 sums.add(key)
 
 
-def _lock(array: np.ndarray) -> None:
-    """Make ``array`` read-only, and the array it is a view of: a write through the base array
-    (x.data[...] = 5 after y = x.reshape(...) * w) would change the view too."""
-    array.setflags(write=False)  # the method: cheaper than setting flags.writeable
-    base = array.base
-    if type(base) is np.ndarray and base.flags.writeable:
-        _lock(base)
+def _lock(base: Any) -> None:
+    """Make the array a saved view looks into read-only too: a write through it (x.data[...] = 5
+    after y = x.reshape(...) * w) would change the view."""
+    while type(base) is np.ndarray and base.flags.writeable:
+        base.setflags(write=False)
+        base = base.base
 
 
 def _unlock(leaf: Tensor) -> None:
