@@ -447,6 +447,7 @@ for _op in (Mul, Div, MatMul, Affine, Log, Abs, ReLU):
     _op.saves_output = False  # the inputs' values only
 for _op in (Exp, Sqrt, Sigmoid, Tanh, LogSoftmax):
     _op.saves_inputs = False  # the output's value only
+del _op
 
 
 # -- one function per op --------------------------------------------------------------------------

@@ -446,17 +446,17 @@ class Function:
         # checksum, and catches writes made straight into the array, which a version counter
         # bumped by the library's own in-place ops would not see. An op's output stays locked; a
         # leaf's array is unlocked by the backward pass that reaches it (see _backpropagate).
+        # (setflags(False), positional: half the cost of write=False, a third of flags.writeable.)
         if self.saves_output:
-            data.setflags(write=False)  # the method: cheaper than setting flags.writeable
+            data.setflags(False)
             if data.base is not None:
                 _lock(data.base)
         if self.saves_inputs:
             for value in inputs:
                 array = value.data
-                if array.flags.writeable:
-                    array.setflags(write=False)
-                    if array.base is not None:
-                        _lock(array.base)
+                array.setflags(False)
+                if array.base is not None:
+                    _lock(array.base)
         return _from_op(data, self, inputs)
 
     def __repr__(self) -> str:
@@ -524,8 +524,8 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
     ledger: dict[int, Tensor] = {id(root): seed}
     recording = _recording()  # building the graph of the gradient itself (grad of grad)?
     sums: set[int] = set()  # ledger entries that are sums this walk made: safe to add to in place
-    # The id breaks ties between copies of one tensor (copy.copy keeps .created), so that the
-    # heap never has to compare two Tensors.
+    # The id breaks ties, should two tensors ever share a number, so that the heap never has to
+    # compare two Tensors.
     waiting = [(-root.created, id(root), root)]
     while waiting:
         node = heapq.heappop(waiting)[2]
@@ -570,7 +570,7 @@ def _lock(base: Any) -> None:
     """Make the array a saved view looks into read-only too: a write through it (x.data[...] = 5
     after y = x.reshape(...) * w) would change the view."""
     while type(base) is np.ndarray and base.flags.writeable:
-        base.setflags(write=False)
+        base.setflags(False)
         base = base.base
 
 
@@ -580,7 +580,7 @@ def _unlock(leaf: Tensor) -> None:
     another tensor's array, and NumPy cannot unlock a view of a read-only array.)"""
     array = leaf.data
     if array.base is None:
-        array.setflags(write=True)
+        array.setflags(True)
 
 
 def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
