@@ -52,14 +52,19 @@ class Dual:
 
     def __pow__(self, other: Any) -> Dual:
         if not isinstance(other, Dual):
-            return Dual(self.value**other, _power_rule(self.value, other) * self.tangent)
+            value = self.value**other
+            if isinstance(value, complex):  # Python's (-8.0) ** (1/3); NumPy and PyTorch give nan
+                value = np.power(self.value, other)
+            return Dual(value, _power_rule(self.value, other) * self.tangent)
         # d(a^b) = b a^(b-1) da + a^b log(a) db. log a is real only for a > 0, so the second term
         # is taken only where b moves: (-2)^b and 0^b at b = 2 still have a value and a slope
-        # along a. (a * 1.0: NumPy refuses integers to negative integer powers.)
+        # along a. At a = 0 it is 0 for b >= 0 (its limit, as in PyTorch), not 0 * -inf.
+        # (a * 1.0: NumPy refuses integers to negative integer powers.)
         a, b = self.value, other.value
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.power(a * 1.0, b)
-            along_b = np.where(np.equal(other.tangent, 0), 0.0, value * np.log(a * 1.0) * other.tangent)
+            flat = np.equal(other.tangent, 0) | (np.equal(a, 0) & np.greater_equal(b, 0))
+            along_b = np.where(flat, 0.0, value * np.log(a * 1.0) * other.tangent)
         return Dual(value, _power_rule(a, b) * self.tangent + along_b[()])
 
     def __rpow__(self, base: Any) -> Dual:
@@ -156,12 +161,22 @@ def derivative(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def jvp(f: Callable[[Any], Any], x: Any, v: Any) -> tuple[Any, Any]:
-    """``(f(x), J v)``: the value and the Jacobian-vector product, in one forward pass."""
-    x = np.asarray(x, dtype=float)
-    v = np.asarray(v, dtype=float)
+    """``(f(x), J v)``: the value and the Jacobian-vector product, in one forward pass.
+
+    A floating ``x`` keeps its dtype (float32 stays float32, and ``v`` takes it); integers
+    become float64. ``f`` returns one Dual, array or number.
+    """
+    x = np.asarray(x)
+    x = x if x.dtype.kind == "f" else x.astype(float)
+    v = np.asarray(v, dtype=x.dtype)
     if v.shape != x.shape:
         raise ValueError(f"jvp needs a direction v of x's shape {x.shape}, got {v.shape}")
     out = f(Dual(x, v))
+    if isinstance(out, (tuple, list, dict)):
+        raise TypeError(
+            f"jvp needs f to return one Dual (or array), but it returned a {type(out).__name__}; "
+            "call jvp once per output, or stack the outputs into one array"
+        )
     if not isinstance(out, Dual):
         return out, np.zeros_like(np.asarray(out, dtype=float))
     return out.value, np.broadcast_to(out.tangent, np.shape(out.value)).copy()

@@ -73,8 +73,9 @@ class Module:
 
     Subclasses set parameters and sub-modules as attributes in ``__init__`` and define
     ``forward``; calling the module calls ``forward``. Attributes are searched in the order they
-    were set: a :class:`Parameter`, a ``Module``, or a list/tuple of them. A parameter shared by
-    two layers is listed once.
+    were set: a :class:`Parameter`, a ``Module``, or a list, tuple or dict of them (nested too;
+    ``layers.0`` or ``blocks.encoder`` in the names). A parameter shared by two layers is listed
+    once.
     """
 
     #: True while training, False after :meth:`eval`. A class default, so subclasses need not
@@ -84,8 +85,8 @@ class Module:
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def __call__(self, *args: Any) -> Any:
-        return self.forward(*args)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Every parameter with its dotted path, e.g. ``("layers.0.weight", Parameter)``."""
@@ -155,14 +156,10 @@ class Module:
             parameter.data = np.array(values[name], dtype=parameter.dtype)
 
     def _children(self) -> Iterator[tuple[str, Any]]:
-        """(name, value) for every attribute that is a Parameter or a Module, lists unpacked."""
+        """(name, value) for every attribute that is a Parameter or a Module, lists, tuples and
+        dicts unpacked: layers kept in a dict must train too, not be skipped without a word."""
         for name, value in vars(self).items():
-            if isinstance(value, (Parameter, Module)):
-                yield name, value
-            elif isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, (Parameter, Module)):
-                        yield f"{name}.{i}", item
+            yield from _unpacked(name, value)
 
     def _walk(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
         for name, value in self._children():
@@ -177,6 +174,15 @@ class Module:
         if not children:
             return f"{type(self).__name__}()"
         return f"{type(self).__name__}(\n" + "\n".join(children) + "\n)"
+
+
+def _unpacked(name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, (Parameter, Module)):
+        yield name, value
+    elif isinstance(value, (list, tuple, dict)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            yield from _unpacked(f"{name}.{key}", item)
 
 
 class Linear(Module):

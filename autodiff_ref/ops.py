@@ -62,6 +62,15 @@ def _broadcast_axes(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[in
     raise ValueError(f"shape {shape} is not a broadcast of shape {target}")
 
 
+def _as_axis(axis: Any) -> Axis:
+    """An axis argument as NumPy takes it: a list of axes becomes a tuple (NumPy refuses lists)."""
+    if axis is None or isinstance(axis, (int, np.integer)):
+        return axis
+    if isinstance(axis, (list, tuple)) and all(isinstance(a, (int, np.integer)) for a in axis):
+        return tuple(axis)
+    raise TypeError(f"axis must be None, an int or a tuple (or list) of ints, got {axis!r}")
+
+
 def _kept_shape(shape: tuple[int, ...], axis: Axis) -> tuple[int, ...]:
     """The shape a reduction over ``axis`` has with ``keepdims=True``."""
     if axis is None:
@@ -115,9 +124,21 @@ class Pow(Function):
 
     def backward(self, g, node):
         a, b = node.inputs
-        grad_a = unbroadcast(g * b * a ** (b - 1), a.shape) if a.requires_grad else None
-        # d(a^b)/db = a^b log a exists only for a > 0; skip it when b is a constant like 2.
-        grad_b = unbroadcast(g * node * log(a), b.shape) if b.requires_grad else None
+        # At a = 0 both rules take their limits, as PyTorch does: d(a^b)/da = b a^(b-1) is 0 for
+        # b = 0 (a^0 = 1), not 0 * inf; d(a^b)/db = a^b log a is 0 for b >= 0, not 0 * -inf.
+        # Shifting the exponent or log's argument by 1 at exactly those points gives those zeros
+        # with Tensor ops, so the rule can still be differentiated.
+        at_zero = a.data == 0
+        grad_a = grad_b = None
+        if a.requires_grad:
+            exponent = b - 1
+            if at_zero.any():
+                exponent = exponent + constant((at_zero & (b.data == 0)).astype(a.dtype))
+            grad_a = unbroadcast(g * b * a**exponent, a.shape)
+        # d(a^b)/db = a^b log a is real only for a >= 0; skip it when b is a constant like 2.
+        if b.requires_grad:
+            base = a + constant((at_zero & (b.data >= 0)).astype(a.dtype)) if at_zero.any() else a
+            grad_b = unbroadcast(g * node * log(base), b.shape)
         return grad_a, grad_b
 
 
@@ -175,7 +196,12 @@ class ReLU(Function):
 
 class Sigmoid(Function):
     def forward(self, a):
-        return 0.5 * (1 + np.tanh(0.5 * a))  # equals 1 / (1 + e^-a) and never overflows
+        # 1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a) below: the exponential never overflows,
+        # and tiny values for very negative a keep their digits (0.5 (1 + tanh(a/2)) rounds them
+        # to 0 or to a multiple of 2^-53, so log(sigmoid(-40)) was -inf).
+        with np.errstate(under="ignore"):  # e^-1000 is 0, rightly
+            e = np.exp(-np.abs(a))
+        return np.where(a >= 0, 1, e) / (1 + e)
 
     def backward(self, g, node):
         return (g * node * (1 - node),)
@@ -348,7 +374,7 @@ class IndexAdd(Function):
 # -- reductions -----------------------------------------------------------------------------------
 class Sum(Function):
     def __init__(self, axis: Axis = None, keepdims: bool = False):
-        self.axis, self.keepdims = axis, keepdims
+        self.axis, self.keepdims = _as_axis(axis), keepdims
 
     def forward(self, a):
         return a.sum(axis=self.axis, keepdims=self.keepdims)  # the method skips np.sum's dispatch
@@ -360,7 +386,7 @@ class Sum(Function):
 
 class Max(Function):
     def __init__(self, axis: Axis = None, keepdims: bool = False):
-        self.axis, self.keepdims = axis, keepdims
+        self.axis, self.keepdims = _as_axis(axis), keepdims
 
     def forward(self, a):
         return a.max(axis=self.axis, keepdims=self.keepdims)
@@ -368,7 +394,9 @@ class Max(Function):
     def backward(self, g, node):
         (a,) = node.inputs
         kept = _kept_shape(a.shape, self.axis)
-        winners = a.data == node.data.reshape(kept)
+        # A NaN is the maximum of its slice (NumPy and PyTorch propagate it), so it takes the
+        # gradient; NaN == NaN is False, hence the isnan.
+        winners = (a.data == node.data.reshape(kept)) | np.isnan(a.data)
         share = winners / winners.sum(axis=self.axis, keepdims=True)  # ties split the gradient
         return (g.reshape(kept) * constant(share.astype(a.dtype)),)
 
@@ -378,9 +406,11 @@ class LogSumExp(Function):
     the maximum, so that no exponential overflows."""
 
     def __init__(self, axis: Axis = None, keepdims: bool = False):
-        self.axis, self.keepdims = axis, keepdims
+        self.axis, self.keepdims = _as_axis(axis), keepdims
 
     def forward(self, a):
+        if a.size == 0:  # of nothing: log 0 = -inf over an empty axis, as in PyTorch; else empty
+            return a.max(axis=self.axis, keepdims=self.keepdims, initial=-np.inf)
         m = a.max(axis=self.axis, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
         out = np.log(np.exp(a - m).sum(axis=self.axis, keepdims=True)) + m
@@ -402,6 +432,8 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, a):
+        if a.size == 0:  # max would refuse an empty axis; the answer is as empty as a
+            return a.copy()
         shifted = a - a.max(axis=self.axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
 
@@ -510,6 +542,18 @@ def _product_of_the_others(a: Tensor, product: Tensor, axis: Axis) -> Tensor:
     elsewhere = Where(zeros == 0)(1, Where(zeros == 1)(zero_sum, 0))
     return nonzero_others * Where(is_zero)(at_a_zero, elsewhere)
 
+# -- what each backward reads -------------------------------------------------------------------
+# A recorded op's inputs and output are made read-only (Function.saves_inputs, saves_output), so
+# that changing them in place before the backward pass raises. Locking costs time, so these ops,
+# whose backward reads less than all of them, say so here: a table, like the rows above.
+for _op in (Add, Sub, Neg, Cast, Reshape, Transpose, BroadcastTo, SumTo, GetItem, IndexAdd, Sum):
+    _op.saves_inputs = _op.saves_output = False  # shapes only (and Cast the input's dtype)
+for _op in (Mul, Div, MatMul, Affine, Log, Abs, ReLU):
+    _op.saves_output = False  # the inputs' values only
+for _op in (Exp, Sqrt, Sigmoid, Tanh, LogSoftmax):
+    _op.saves_inputs = False  # the output's value only
+del _op
+
 
 # -- one function per op --------------------------------------------------------------------------
 def add(a, b) -> Tensor:
@@ -565,7 +609,12 @@ def tanh(a) -> Tensor:
 
 
 def cast(a, dtype) -> Tensor:
-    return a if isinstance(a, Tensor) and a.dtype == np.dtype(dtype) else Cast(dtype)(a)
+    dtype = np.dtype(dtype)
+    if isinstance(a, Tensor) and a.dtype == dtype:
+        return a
+    if dtype.kind != "f":  # integers and booleans carry no gradient: a constant, as in PyTorch
+        return constant((a.data if isinstance(a, Tensor) else np.asarray(a)).astype(dtype))
+    return Cast(dtype)(a)
 
 
 def matmul(a, b) -> Tensor:

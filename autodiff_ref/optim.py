@@ -127,10 +127,22 @@ class Optimizer:
                 values[i] = saved.astype(value.dtype) if isinstance(value, np.ndarray) else type(value)(saved)
 
     def _checked_grad(self, i: int) -> np.ndarray:
-        """Parameter ``i``'s ``.grad``, set by hand to something other than an array of its shape:
-        explain. (``p.data -= lr * g`` would fail on a Tensor with a message about ufuncs, and
-        would silently broadcast a gradient of shape ``(3,)`` over a parameter of shape ``(2, 3)``.)"""
+        """Parameter ``i``'s ``.grad``, when the step cannot simply use it: explain what is wrong.
+
+        A ``.grad`` set by hand to something other than an array of the parameter's shape
+        (``p.data -= lr * g`` would fail on a Tensor with a message about ufuncs, and would
+        silently broadcast a gradient of shape ``(3,)`` over a parameter of shape ``(2, 3)``), or a
+        parameter that a recorded op still holds for its backward (read-only until that backward
+        runs: NumPy's own message would not say why).
+        """
         p = self.params[i]
+        if not p.data.flags.writeable:
+            raise ValueError(
+                f"{type(self).__name__}: parameter {i} (shape {p.shape}) is read-only: a forward pass "
+                "recorded since the last backward() holds it for its backward, which would then be "
+                "wrong. Call backward() on that loss before step(), or run forward passes that only "
+                "look (accuracy, a validation loss) under no_grad()"
+            )
         if not isinstance(p.grad, np.ndarray):
             raise TypeError(
                 f"{type(self).__name__}: parameter {i} (shape {p.shape}) has a .grad that is a "
@@ -189,7 +201,7 @@ class SGD(Optimizer):
             g = p.grad
             if g is None:
                 continue
-            if type(g) is not np.ndarray or g.shape != p.data.shape:
+            if type(g) is not np.ndarray or g.shape != p.data.shape or not p.data.flags.writeable:
                 g = self._checked_grad(i)
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
@@ -247,7 +259,7 @@ class Adam(Optimizer):
             g = p.grad
             if g is None:
                 continue
-            if type(g) is not np.ndarray or g.shape != p.data.shape:
+            if type(g) is not np.ndarray or g.shape != p.data.shape or not p.data.flags.writeable:
                 g = self._checked_grad(i)
             if self.decoupled_weight_decay:
                 p.data *= 1 - self.lr * self.decoupled_weight_decay

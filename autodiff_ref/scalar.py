@@ -73,8 +73,9 @@ class Value:
         out = a**b
         d_base = _power_rule(a, b)
         if isinstance(exponent, Value):
-            # d(a^b)/db = a^b log a exists only for a > 0.
-            d_exponent = out * math.log(a) if a > 0 else math.nan
+            # d(a^b)/db = a^b log a exists only for a > 0; at a = 0 its limit is 0 for b >= 0
+            # (a^b is 0 or 1 there), as PyTorch has it.
+            d_exponent = out * math.log(a) if a > 0 else 0.0 if a == 0 and b >= 0 else math.nan
             return Value(out, (self, exponent), (d_base, d_exponent), "**")
         return Value(out, (self,), (d_base,), f"**{b:g}")
 
@@ -131,7 +132,9 @@ class Value:
 
     def sigmoid(self) -> Value:
         """1 / (1 + e^-x); derivative s (1 - s) with s the output."""
-        out = 0.5 * (1 + math.tanh(0.5 * self.data))  # 1 / (1 + e^-x) without overflow
+        # 1 / (1 + e^-x), written so that e^... never overflows and tiny outputs keep their digits
+        e = math.exp(-abs(self.data))
+        out = (1.0 if self.data >= 0 else e) / (1 + e)
         return Value(out, (self,), (out * (1 - out),), "sigmoid")
 
     # -- the backward pass ------------------------------------------------------------------------

@@ -10,41 +10,90 @@ The ops themselves live in :mod:`autodiff_ref.ops`, one ``Function`` subclass ea
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
+import functools
 import heapq
+import inspect
 import itertools
 import numbers
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-_grad_enabled = True
+# Whether ops record the graph. A context variable, so each thread has its own (as in PyTorch,
+# every new thread starts with recording on) and so has each asyncio task: a no_grad() held by
+# one thread, say an evaluation loop, must not switch recording off in another. Reading it costs
+# about as little as reading a global, much less than a threading.local attribute.
+_grad_enabled = contextvars.ContextVar("autodiff_ref_grad_enabled", default=True)
+_recording = _grad_enabled.get
 
 # Every tensor takes the next number when it is made. A tensor is always made after its inputs,
 # so ordering by this number, largest first, visits every op before the ops that made its inputs:
-# a topological order that costs nothing to find.
+# a topological order that costs nothing to find. A tensor loaded by pickle or copied takes a new
+# number too (__setstate__): the number it had in the process that saved it means nothing here.
 _creation_counter = itertools.count()
 _new_object = object.__new__
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+class no_grad:
     """Inside this block, ops record no graph: outputs never require gradients.
 
-    Use it for evaluation and for updating parameters in place. Also works as a decorator,
-    with the parentheses: ``@no_grad()``.
+    Use it for evaluation and for updating parameters in place. Also a decorator, with or
+    without the parentheses (``@no_grad()``, ``@no_grad``), on functions and on generator
+    functions, whose every step (up to each ``yield``) then runs without recording.
+    The setting belongs to the thread that enters the block.
     """
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+
+    def __new__(cls, function: Callable[..., Any] | None = None) -> Any:
+        if function is None:
+            return super().__new__(cls)
+        if not callable(function):
+            raise TypeError(f"no_grad() takes no arguments (or, as @no_grad, a function), got {function!r}")
+        return cls()(function)  # @no_grad without parentheses
+
+    def __enter__(self) -> None:
+        self._previous = _recording()
+        _grad_enabled.set(False)
+
+    def __exit__(self, *exception: Any) -> None:
+        _grad_enabled.set(self._previous)
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(function):
+            return functools.wraps(function)(functools.partial(_generate_without_grad, function))
+
+        @functools.wraps(function)
+        def without_grad(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():  # a new block per call: the decorated function may call itself
+                return function(*args, **kwargs)
+
+        return without_grad
+
+
+def _generate_without_grad(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a generator function with no_grad around each of its steps, not around its caller's
+    code between them: a decorator that only wrapped the call would leave before the first step."""
+    generator = function(*args, **kwargs)
+    resume, value = generator.send, None
+    while True:
+        with no_grad():
+            try:
+                item = resume(value)
+            except StopIteration as stop:
+                return stop.value
+        try:
+            value, resume = (yield item), generator.send
+        except GeneratorExit:
+            with no_grad():
+                generator.close()
+            raise
+        except BaseException as error:  # thrown in by the caller: pass it on to the generator
+            value, resume = error, generator.throw
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops currently record the graph (False inside :func:`no_grad`)."""
-    return _grad_enabled
+    """Whether ops currently record the graph in this thread (False inside :func:`no_grad`)."""
+    return _recording()
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -191,6 +240,16 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data as a new leaf that does not require gradients: the graph stops here."""
         return _from_op(self.data, None, ())
+
+    # -- pickle and copy: everything but the creation number, which orders the backward walk ------
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ("data", "grad", "requires_grad", "op", "inputs")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        # pickle restores a tensor's inputs before the tensor, so a new number keeps them earlier
+        self.created = next(_creation_counter)
 
     # -- the backward pass --------------------------------------------------------------------
     def backward(self, grad: Any = None) -> None:
@@ -444,7 +503,16 @@ class Function:
 
     Settings of an op (an axis, a shape) go to ``__init__``. Calling an instance on tensors,
     arrays or numbers, ``Mul()(a, b)``, computes the output and records the op in the graph.
+
+    ``saves_inputs`` and ``saves_output`` say whether ``backward`` reads the values (not just the
+    shapes) of the inputs and of the output. When the op is recorded, those arrays are made
+    read-only, so that changing them in place before the backward pass raises at once instead
+    of giving wrong gradients. Both default to True; an op that needs only shapes (Add, Sum,
+    Reshape) sets them False and costs nothing.
     """
+
+    saves_inputs = True
+    saves_output = True
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -464,13 +532,13 @@ class Function:
             if len(inputs) == 2:
                 a, b = inputs
                 data = self.forward(a.data, b.data)
-                recorded = _grad_enabled and (a.requires_grad or b.requires_grad)
+                recorded = (a.requires_grad or b.requires_grad) and _recording()
             elif len(inputs) == 1:
                 data = self.forward(inputs[0].data)
-                recorded = _grad_enabled and inputs[0].requires_grad
+                recorded = inputs[0].requires_grad and _recording()
             else:
                 data = self.forward(*[t.data for t in inputs])
-                recorded = _grad_enabled and any(t.requires_grad for t in inputs)
+                recorded = any(t.requires_grad for t in inputs) and _recording()
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -480,7 +548,28 @@ class Function:
             ) from error
         if type(data) is not np.ndarray:
             data = np.asarray(data)
-        return _from_op(data, self, inputs) if recorded else _from_op(data, None, ())
+        if not recorded:
+            return _from_op(data, None, ())
+        # The backward reads these arrays again: lock them, so that a change made in place before
+        # then (x.data[...] = 5, an optimizer's step, y.data *= 2) raises at once, where it would
+        # give wrong gradients without a word. A flag costs nothing per element, unlike a
+        # checksum, and catches writes made straight into the array, which a version counter
+        # bumped by the library's own in-place ops would not see. An op's output stays locked; a
+        # leaf's array is unlocked by the backward pass that reaches it (see _backpropagate).
+        # (setflags(False), positional: half the cost of write=False; reading the flag first is
+        # cheaper still for a parameter, locked already by the op before.)
+        if self.saves_output:
+            data.setflags(False)
+            if data.base is not None:
+                _lock(data.base)
+        if self.saves_inputs:
+            for value in inputs:
+                array = value.data
+                if array.flags.writeable:
+                    array.setflags(False)
+                    if array.base is not None:
+                        _lock(array.base)
+        return _from_op(data, self, inputs)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -548,15 +637,17 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
     tensors that do not require grad.
     """
     ledger: dict[int, Tensor] = {id(root): seed}
+    recording = _recording()  # building the graph of the gradient itself (grad of grad)?
     sums: set[int] = set()  # ledger entries that are sums this walk made: safe to add to in place
-    # The id breaks ties between copies of one tensor (copy.copy keeps .created), so that the
-    # heap never has to compare two Tensors.
+    # The id breaks ties, should two tensors ever share a number, so that the heap never has to
+    # compare two Tensors.
     waiting = [(-root.created, id(root), root)]
     while waiting:
         node = heapq.heappop(waiting)[2]
         grad = ledger.pop(id(node))
         yield node, grad
         if node.op is None:
+            _unlock(node)  # every op that read this leaf has run its backward
             continue
         inputs = node.inputs
         input_grads = node.op.backward(grad, node)
@@ -564,6 +655,8 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             input_grads = _gradient_tuple(node, input_grads)
         for position, tensor in enumerate(inputs):
             if not tensor.requires_grad:
+                if tensor.op is None:
+                    _unlock(tensor)  # data and constants: writable again after this backward
                 continue
             input_grad = input_grads[position]
             # The usual case inline; anything else is cast or explained by _checked_gradient.
@@ -579,7 +672,7 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             if earlier is None:
                 ledger[key] = input_grad
                 heapq.heappush(waiting, (-tensor.created, key, tensor))
-            elif _grad_enabled:  # building the graph of the gradient itself (grad of grad)
+            elif recording:
                 ledger[key] = earlier + input_grad
             elif key in sums:  # first-order, third share or later: add to the sum we own
                 earlier.data += input_grad.data
@@ -588,29 +681,58 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
                 sums.add(key)
 
 
+def _lock(base: Any) -> None:
+    """Make the array a saved view looks into read-only too: a write through it (x.data[...] = 5
+    after y = x.reshape(...) * w) would change the view."""
+    while type(base) is np.ndarray and base.flags.writeable:
+        base.setflags(False)
+        base = base.base
+
+
+def _unlock(leaf: Tensor) -> None:
+    """Make a leaf's array writable again once a backward pass is done with it: an optimizer
+    updates parameters in place after backward. (Not a view: its base may be locked, or be
+    another tensor's array, and NumPy cannot unlock a view of a read-only array.)"""
+    array = leaf.data
+    if array.base is None:
+        array.setflags(True)
+
+
 def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     """The gradient function of a scalar-valued ``f``, as in JAX.
 
     ``grad(f)(x)`` is d f / d x as a Tensor that is itself part of a graph, so it can be
     differentiated again: ``grad(lambda x: grad(f)(x).sum())(x)`` gives second derivatives.
     With a tuple ``argnums`` the result is a tuple of gradients. Arguments that are not tensors
-    requiring grad are wrapped in new ones; ``.grad`` attributes are left untouched. One tensor
-    passed at two positions is one variable: both entries hold its total derivative.
+    requiring grad are wrapped in new ones; ``.grad`` attributes are left untouched. Each position
+    is a variable of its own, as in JAX: ``grad(f, argnums=(0, 1))(t, t)`` gives the two partial
+    derivatives, whether or not ``t`` requires grad.
     """
-    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    positions = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+    if not all(isinstance(i, (int, np.integer)) for i in positions):
+        raise TypeError(f"grad(f, argnums=...) takes an int or a tuple of ints, got {argnums!r}")
 
     def gradient(*args: Any) -> Any:
-        global _grad_enabled
-        previous, _grad_enabled = _grad_enabled, True  # a gradient needs its graph, even under no_grad()
+        token = _grad_enabled.set(True)  # a gradient needs its graph, even under no_grad()
         try:
             return _gradient(*args)
         finally:
-            _grad_enabled = previous
+            _grad_enabled.reset(token)
 
     def _gradient(*args: Any) -> Any:
+        for i in positions:
+            if not 0 <= i < len(args):
+                raise TypeError(
+                    f"grad(f, argnums={argnums!r}) differentiates with respect to argument {i}, "
+                    f"but was called with {len(args)} argument{'s' * (len(args) != 1)}"
+                )
         args = list(args)
         for i in positions:
-            if not (isinstance(args[i], Tensor) and args[i].requires_grad):
+            if isinstance(args[i], Tensor) and args[i].requires_grad:
+                # A node of its own per position, still joined to the caller's graph (grad of grad):
+                # the same tensor at two positions gives two partial derivatives, not two totals.
+                args[i] = ops.Cast(args[i].dtype)(args[i])
+            else:
                 args[i] = Tensor(args[i], requires_grad=True)
         out = f(*args)
         if not isinstance(out, Tensor) or out.size != 1:
@@ -622,7 +744,7 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
             found = {id(node): g for node, g in _backpropagate(out, _from_op(np.ones_like(out.data), None, ()))}
         zeros = lambda t: _from_op(np.zeros_like(t.data), None, ())  # noqa: E731
         grads = tuple(found[id(args[i])] if id(args[i]) in found else zeros(args[i]) for i in positions)
-        return grads[0] if isinstance(argnums, int) else grads
+        return grads[0] if isinstance(argnums, (int, np.integer)) else grads
 
     return gradient
 

@@ -246,6 +246,7 @@ def test_ties_and_bounds_split_and_pass_gradients_as_torch_does():
         np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
         np.testing.assert_allclose(y.grad, yt.grad.numpy(), rtol=1e-12)
 
+
 def test_second_derivatives_through_a_convolution_match_torch():
     rng = np.random.default_rng(2)
     x, w, v = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((4, 3, 3, 3))
@@ -261,3 +262,35 @@ def test_second_derivatives_through_a_convolution_match_torch():
     (first,) = torch.autograd.grad(their_loss, w_torch, create_graph=True)
     (theirs,) = torch.autograd.grad((first * torch.from_numpy(v)).sum(), w_torch)
     np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# Issue #18: values where the textbook rule divides by zero or loses its digits.
+EDGE_CASES = {
+    "powers at base 0": (lambda a, b: a**b + a**0.0 + a**a, [[0.0, 0.0, 0.0, 2.0], [0.0, 1.5, 2.0, 0.5]]),
+    "max over a NaN": (lambda a, b: a.max() * b.sum(), [[1.0, np.nan, 2.0, 0.5], [1.0, 2.0, 3.0, 4.0]]),
+    "sigmoid far below 0": (lambda a, b: a.sigmoid().log() + (a * b).sigmoid(), [[-40.0, -37.0, -700.0, 3.0], [1.0, 0.5, 0.01, -2.0]]),
+}
+
+
+@pytest.mark.parametrize("name", EDGE_CASES)
+def test_edge_values_and_gradients_match_torch(name):
+    f, arrays = EDGE_CASES[name]
+    ours = [Tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        our_out = f(*ours)
+        our_out.sum().backward()
+    their_out = f(*theirs)
+    their_out.sum().backward()
+    np.testing.assert_allclose(our_out.data, their_out.detach().numpy(), rtol=1e-12)
+    for position, (mine, reference) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(mine.grad, reference.grad.numpy(), rtol=1e-12, err_msg=f"input {position}")
+
+
+def test_softmax_family_over_an_empty_axis_matches_torch():
+    empty = np.zeros((3, 0))
+    theirs = torch.tensor(empty)
+    ours = Tensor(empty)
+    np.testing.assert_array_equal(ours.logsumexp(axis=1).data, torch.logsumexp(theirs, dim=1).numpy())
+    assert ours.softmax(axis=1).shape == tuple(torch.softmax(theirs, dim=1).shape)
+    assert ours.log_softmax(axis=1).shape == tuple(torch.log_softmax(theirs, dim=1).shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autodiff_ref import Tensor, nn
+from autodiff_ref import Tensor, nn, no_grad
 from autodiff_ref.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 
 
@@ -247,3 +247,17 @@ def test_schedule_errors():
         CosineAnnealingLR(optimizer, T_max=2.5)
     with pytest.raises(TypeError, match="takes an Optimizer, got a list"):
         StepLR([optimizer], step_size=1)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda ps: AdamW(ps)])
+def test_a_step_after_a_forward_that_was_not_backpropagated_says_what_to_do(make):
+    model = nn.Linear(3, 2, rng=0)
+    optimizer = make(list(model.parameters()))
+    model(np.ones((4, 3))).sum().backward()
+    model(np.ones((4, 3)))  # a look at the outputs with recording on, after the backward
+    with pytest.raises(ValueError, match=r"parameter 0 \(shape \(3, 2\)\) is read-only.*under no_grad\(\)"):
+        optimizer.step()
+    with no_grad():
+        model(np.ones((4, 3)))
+    model(np.ones((4, 3))).sum().backward()  # a backward makes the parameters writable again
+    optimizer.step()

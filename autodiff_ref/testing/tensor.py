@@ -19,6 +19,7 @@ be differentiated again). A passing check prints a ✓ line.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -704,6 +705,11 @@ def check_function(
         # out_grad requires grad, so a gradient built from it with Tensor operations does too.
         out_grad = Tensor(weights, requires_grad=True)
         node_values = node.data.copy()
+        # The engine made the recorded arrays read-only; writable again, a write in place by the
+        # backward below is caught by the comparison after it, whose message says what to do.
+        for array in [t.data for t in inputs] + [node.data]:
+            with contextlib.suppress(ValueError):  # NumPy keeps some views read-only
+                array.setflags(write=True)
         returned = _run(
             f"{label}.backward", shown, lambda: op.backward(out_grad, node),
             hint=lambda error: _backward_error_hint(op, reference_op, shapes, expected.shape, error),
