@@ -16,14 +16,14 @@
 modules by name (``from autodiff_ref.scalar import Value``). docs/library.md is the guide.
 """
 
-from .tensor import Function, Tensor, grad, is_grad_enabled, no_grad, ones, rand, randn, zeros
+from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad, ones, rand, randn, zeros
 from . import ops
 from .ops import concatenate, maximum, minimum, split, stack, where
 from . import forward
 
 
 __all__ = [
-    "Tensor", "Function", "no_grad", "is_grad_enabled", "grad", "ops", "forward",
+    "Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "grad", "ops", "forward",
     "zeros", "ones", "randn", "rand", "where", "concatenate", "stack", "split", "maximum", "minimum",
 ]
 __version__ = "0.1.0"

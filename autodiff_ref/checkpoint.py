@@ -19,27 +19,13 @@ gradient through it.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from . import tensor as _engine
-from .tensor import Function, Tensor, _backpropagate, _from_op, no_grad
+from .tensor import Function, Tensor, _backpropagate, _from_op, enable_grad, no_grad
 
 __all__ = ["Checkpoint", "checkpoint", "enable_grad"]
-
-
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
-    """The opposite of :func:`~autodiff_ref.no_grad`: inside this block ops record the graph
-    again, as in PyTorch. The backward pass runs under ``no_grad()``; a backward that recomputes
-    something and differentiates it (a checkpoint's) needs the recording back."""
-    previous, _engine._grad_enabled = _engine._grad_enabled, True
-    try:
-        yield
-    finally:
-        _engine._grad_enabled = previous
 
 
 class _Boundary(Function):

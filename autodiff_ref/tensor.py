@@ -10,6 +10,7 @@ The ops themselves live in :mod:`autodiff_ref.ops`, one ``Function`` subclass ea
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import heapq
@@ -89,6 +90,18 @@ def _generate_without_grad(function: Callable[..., Any], *args: Any, **kwargs: A
             raise
         except BaseException as error:  # thrown in by the caller: pass it on to the generator
             value, resume = error, generator.throw
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """The opposite of :class:`no_grad`: inside this block ops record the graph again (in this
+    thread), as in PyTorch. A gradient needs it, even when asked for under ``no_grad()``, and so
+    does a backward that recomputes something and differentiates it (a checkpoint's)."""
+    token = _grad_enabled.set(True)
+    try:
+        yield
+    finally:
+        _grad_enabled.reset(token)
 
 
 def is_grad_enabled() -> bool:
@@ -713,11 +726,8 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         raise TypeError(f"grad(f, argnums=...) takes an int or a tuple of ints, got {argnums!r}")
 
     def gradient(*args: Any) -> Any:
-        token = _grad_enabled.set(True)  # a gradient needs its graph, even under no_grad()
-        try:
+        with enable_grad():  # a gradient needs its graph, even under no_grad()
             return _gradient(*args)
-        finally:
-            _grad_enabled.reset(token)
 
     def _gradient(*args: Any) -> Any:
         for i in positions:
