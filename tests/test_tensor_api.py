@@ -20,6 +20,8 @@ import autodiff_ref
 from autodiff_ref import Tensor, grad, ops
 from autodiff_ref.gradcheck import gradcheck
 
+from test_tensor_ops import axis_specs  # every way to name a set of axes
+
 FEW = settings(max_examples=20, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
 small_shapes = array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
@@ -27,20 +29,6 @@ small_shapes = array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
 
 def sample(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0.3, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
-
-
-def axis_specs(ndim: int) -> list:
-    """Every way to name a set of axes: None, each int, each tuple (also empty), each axis
-    written positive or negative."""
-    specs: list = [None]
-    for k in range(ndim + 1):
-        for axes in itertools.combinations(range(ndim), k):
-            for signs in itertools.product((False, True), repeat=k):
-                written = tuple(a - ndim if negative else a for a, negative in zip(axes, signs))
-                specs.append(written)
-                if k == 1:
-                    specs.append(written[0])
-    return specs
 
 
 # -- comparisons -------------------------------------------------------------------------------------

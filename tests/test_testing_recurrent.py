@@ -12,7 +12,7 @@ import pytest
 
 import autodiff_ref.checkpoint
 from autodiff_ref import Function, Tensor, grad, no_grad
-from autodiff_ref.checkpoint import enable_grad
+from autodiff_ref import enable_grad
 from autodiff_ref.nn import Linear, Module, RNNCell
 from autodiff_ref.testing import (
     CheckFailure,
@@ -26,6 +26,8 @@ from autodiff_ref.testing import (
 )
 from autodiff_ref.optim import clip_grad_norm as reference_clip_grad_norm
 
+from test_testing_training import fails_with
+
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
@@ -34,16 +36,6 @@ def one_blas_thread():
     """Small matrices: several BLAS threads on a busy machine make each product far slower."""
     with threadpoolctl.threadpool_limits(limits=1):
         yield
-
-
-def fails_with(check, candidate, *phrases, **options):
-    """Run ``check(candidate)``, require a CheckFailure, and require each phrase in its message."""
-    with pytest.raises(CheckFailure) as failure:
-        check(candidate, **options)
-    message = str(failure.value)
-    for phrase in phrases:
-        assert phrase in message, f"{phrase!r} not in:\n{message}"
-    return message
 
 
 # --- BPTT ----------------------------------------------------------------------------------------------
