@@ -120,9 +120,12 @@ def test_monkeypatched_checks_do_not_earn_points(course, capsys):
     from test_grading import monkeypatching_notebook
 
     assert main(["check", str(place(course, monkeypatching_notebook()))]) == 1
-    rows = table_rows(capsys.readouterr().out)
-    assert rows["test_evaluate"][4] == "FAIL"
-    assert all(row[4] == "pass" for grade_id, row in rows.items() if grade_id != "test_evaluate")
+    output = capsys.readouterr().out
+    rows = table_rows(output)
+    # The source scan refuses the cell that fakes the checks, as grading does: its own exercise
+    # scores 0, and the wrong evaluate is caught by the checks it tried to fake.
+    assert {grade_id for grade_id, row in rows.items() if row[4] == "FAIL"} == {"test_build_z", "test_evaluate"}
+    assert "note: build_z, line 2: imports autodiff_ref.testing, which no answer here needs (not run" in output
 
 
 def test_reordered_cells_are_named(course, capsys):
