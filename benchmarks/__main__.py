@@ -5,8 +5,9 @@ numbers measure the engines and not how many cores the BLAS library grabbed.
 
 Groups: mlp scalar tiny gradcheck digits (the default: all five, about a minute), and two that
 run only when named (``--only grading``, ``--only check``, or with others): grading is
-``nbgrader autograde`` of one solved notebook per assignment, once each, in a temporary course
-directory; check times ``autodiff-course check`` of each finished notebook beside nbclient
+``nbgrader autograde`` of one solved notebook per assignment, then of the whole course for a
+class of four in two processes, with the grading sandbox and without, in temporary course
+directories; check times ``autodiff-course check`` of each finished notebook beside nbclient
 alone, and ``autodiff-course progress``, in up to three rounds. Both start a kernel per
 notebook, so they take a few minutes.
 """

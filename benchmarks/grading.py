@@ -1,17 +1,21 @@
-"""Workload 6: the time nbgrader takes to autograde one student's notebook, per notebook.
+"""Workload 6: the time nbgrader takes to autograde the course, per notebook and per student.
 
-For each assignment, a temporary course directory gets this repository's ``nbgrader_config.py``,
-``solutions/`` and ``course/`` (nbgrader's source and release directories);
-``nbgrader generate_assignment NAME --force`` enters the assignment in the gradebook; the learner
-notebook, with every solution cell written as in the instructor's version, goes in
-``submitted/bench/NAME/``; and ``nbgrader autograde NAME --student bench --create --force`` is
-timed. That run starts a kernel and executes the whole notebook, so it is timed once per
-notebook, not in interleaved rounds. ``generate_assignment`` is not part of the time: it runs
-once per course, not once per student.
+A temporary course directory gets this repository's ``nbgrader_config.py``, ``solutions/`` and
+``course/`` (nbgrader's source and release directories); ``nbgrader generate_assignment NAME
+--force`` enters each assignment in the gradebook (not timed: it runs once per course, not once
+per student); each student's ``submitted/`` folder gets the learner notebooks with every solution
+cell written as in the instructor's version. Then two timings, each with the grading sandbox
+(``nbgrader_config.py`` as it is) and with the instructor guide's opt-out (``SANDBOX = "off"``),
+one right after the other so that both see the same machine; where the sandbox cannot start, only
+the second runs:
 
-Each notebook is graded twice, with the grading sandbox (``nbgrader_config.py`` as it is) and
-with the instructor guide's opt-out (``SANDBOX = "off"``), one right after the other, so that
-both see the same machine; where the sandbox cannot start, only the second runs.
+- **one student alone**, ``nbgrader autograde NAME --student bench`` per notebook: what one late
+  submission costs, nbgrader's own start included;
+- **a class**, graded as the instructor guide says, two ``nbgrader autograde NAME`` commands at
+  once on two halves of the class, one assignment after another: the whole course's time divided
+  by the class size is the cost per student that #16's target (30 s on 2 cores) is about.
+
+Every run starts a kernel per notebook and student, so each is timed once, not in rounds.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ STUDENT = "bench"
 
 
 def assignments() -> list[str]:
-    """The notebooks of the course, in order: 01_computational_graph ... 07_training_a_network."""
+    """The notebooks of the course, in order: 01_computational_graph, 02_..., and so on."""
     return sorted(path.name for path in (REPO_ROOT / "solutions").iterdir() if path.is_dir())
 
 
@@ -61,15 +65,15 @@ def _fail(name: str, step: str, result: subprocess.CompletedProcess) -> RuntimeE
     return RuntimeError(f"grading {name}: nbgrader {step} exited {result.returncode}:\n  " + "\n  ".join(tail))
 
 
-def time_autograde(name: str, sandbox: bool = True) -> tuple[float, float, float]:
-    """Seconds for ``nbgrader autograde`` of one solved notebook of ``name``, its score and maximum,
-    with the grading sandbox or without."""
-    with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
-        course = Path(folder)
-        config = (REPO_ROOT / "nbgrader_config.py").read_text()
-        if not sandbox:
-            config = config.replace('SANDBOX = "bubblewrap"', 'SANDBOX = "off"')
-        (course / "nbgrader_config.py").write_text(config)
+def _course(folder: Path, names: list[str], students: list[str], sandbox: bool) -> Path:
+    """A course directory in ``folder`` with ``names`` released and each of ``students`` having
+    handed in every one of them, solved."""
+    course = Path(folder)
+    config = (REPO_ROOT / "nbgrader_config.py").read_text()
+    if not sandbox:
+        config = config.replace('SANDBOX = "bubblewrap"', 'SANDBOX = "off"')
+    (course / "nbgrader_config.py").write_text(config)
+    for name in names:
         for directory in ("solutions", "course"):
             shutil.copytree(REPO_ROOT / directory / name, course / directory / name)
         generated = _nbgrader(course, "generate_assignment", name, "--force")
@@ -78,25 +82,63 @@ def time_autograde(name: str, sandbox: bool = True) -> tuple[float, float, float
         notebook = f"{name}.ipynb"
         learner = json.loads((course / "course" / name / notebook).read_text())
         instructor = json.loads((course / "solutions" / name / notebook).read_text())
-        submitted = course / "submitted" / STUDENT / name
-        submitted.mkdir(parents=True)
-        (submitted / notebook).write_text(json.dumps(_solved(learner, instructor), indent=1))
+        solved = json.dumps(_solved(learner, instructor), indent=1)
+        for student in students:
+            submitted = course / "submitted" / student / name
+            submitted.mkdir(parents=True)
+            (submitted / notebook).write_text(solved)
+    return course
 
+
+def _scores(course: Path, name: str, students: list[str]) -> list[tuple[float, float]]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return [(submission.score, submission.max_score)
+                for submission in (gradebook.find_submission_notebook(name, name, student) for student in students)]
+
+
+def time_autograde(name: str, sandbox: bool = True) -> tuple[float, float, float]:
+    """Seconds for ``nbgrader autograde`` of one solved notebook of ``name``, its score and maximum,
+    with the grading sandbox or without."""
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
+        course = _course(Path(folder), [name], [STUDENT], sandbox)
         start = time.perf_counter()
         graded = _nbgrader(course, "autograde", name, "--student", STUDENT, "--create", "--force")
         seconds = time.perf_counter() - start
-        if graded.returncode != 0 or not (course / "autograded" / STUDENT / name / notebook).exists():
+        if graded.returncode != 0 or not (course / "autograded" / STUDENT / name / f"{name}.ipynb").exists():
             raise _fail(name, "autograde", graded)
-        from nbgrader.api import Gradebook
+        [(score, max_score)] = _scores(course, name, [STUDENT])
+        return seconds, score, max_score
 
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-            submission = gradebook.find_submission_notebook(name, name, STUDENT)
-            return seconds, submission.score, submission.max_score
+
+# A class of four, graded in two halves as the instructor guide splits one: by the id's first letter.
+CLASS = ["a1", "a2", "n1", "n2"]
+HALVES = ("[a-m]*", "[n-z]*")
+
+
+def time_class(names: list[str], sandbox: bool = True) -> float:
+    """Seconds per student to grade the whole course for ``CLASS``, two processes at once."""
+    with tempfile.TemporaryDirectory(prefix="bench-class-") as folder:
+        course = _course(Path(folder), names, CLASS, sandbox)
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        start = time.perf_counter()
+        for name in names:
+            halves = [subprocess.Popen(
+                [sys.executable, "-m", "nbgrader", "autograde", name, "--create", "--force", f"--student={half}"],
+                cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            ) for half in HALVES]
+            errors = [process.communicate(timeout=1800)[1] for process in halves]
+            if any(process.returncode for process in halves):
+                raise RuntimeError(f"grading the class on {name} failed:\n" + "\n".join(errors)[-3000:])
+            if any(score != max_score for score, max_score in _scores(course, name, CLASS)):
+                raise RuntimeError(f"grading the class on {name}: a solved notebook lost points")
+        return (time.perf_counter() - start) / len(CLASS)
 
 
 def run_grading(names: list[str] | None = None) -> list[dict]:
-    """Time each notebook's autograde with and without the sandbox, print a table with the total
-    per student, return the rows."""
+    """Time each notebook's autograde for one student, then the whole course for a class, with and
+    without the sandbox; print a table, return the rows."""
     from autodiff_ref.grading.sandbox import sandbox_problem
 
     names = names or assignments()
@@ -116,7 +158,12 @@ def run_grading(names: list[str] | None = None) -> list[dict]:
                          "score": score, "max_score": max_score})
         print(line + f"{f'{score:g} / {max_score:g}':>14}")
     totals = {mode: sum(row["seconds"] for row in rows if row["engine"] == f"nbgrader, {mode}") for mode in modes}
-    print(f"  {'whole course, per student':<32}" + "".join(f"{total:>16.2f}" for total in totals.values()))
-    rows += [{"workload": "nbgrader autograde, whole course per student", "engine": f"nbgrader, {mode}",
+    print(f"  {'whole course, one student alone':<32}" + "".join(f"{total:>16.2f}" for total in totals.values()))
+    rows += [{"workload": "nbgrader autograde, whole course, one student alone", "engine": f"nbgrader, {mode}",
               "seconds": total} for mode, total in totals.items()]
+    per_student = {mode: time_class(names, sandbox) for mode, sandbox in modes.items()}
+    print(f"  {f'whole course, class of {len(CLASS)}, 2 processes':<32}"
+          + "".join(f"{seconds:>16.2f}" for seconds in per_student.values()) + "  s per student")
+    rows += [{"workload": f"nbgrader autograde, whole course per student, class of {len(CLASS)} in 2 processes",
+              "engine": f"nbgrader, {mode}", "seconds": seconds} for mode, seconds in per_student.items()]
     return rows
