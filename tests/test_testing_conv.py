@@ -233,6 +233,10 @@ def test_correlate2d_hints(mistake, phrases):
     fails_with(check_correlate2d, lambda image, kernel: correlate2d(image, kernel, **mistake), phrases=phrases)
 
 
+def test_a_result_that_is_not_returned_is_named():
+    fails_with(check_correlate2d, lambda image, kernel: None, phrases=["returned None", "forget a `return`"])
+
+
 @pytest.mark.parametrize("mistake, phrases", [
     ("flip", ["kernel is flipped"]),
     ("channels", ["channel axes are swapped", "(F, C, kh, kw)"]),

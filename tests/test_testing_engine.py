@@ -490,6 +490,7 @@ def integer_result(f, x, eps=1e-6):
     (not_restoring, "put each element back"),
     (lambda f, x, eps=1e-6: not_restoring(f, np.array(x, dtype=np.float64), eps), "put x[i] back"),
     (integer_result, "the result array holds integers"),
+    (lambda f, x, eps=1e-6: None, "returned None; it should return an array: did you forget a `return`?"),
 ])
 def test_numeric_gradient_mistakes(function, hint):
     assert hint in message_of(check_numeric_gradient, function)

@@ -31,6 +31,7 @@ from .. import nn, ops
 from ..gradcheck import numeric_grad
 from ..tensor import Tensor, grad
 from .core import CheckFailure, assert_close, own_work, random_array, yours_or_reference
+from .engine import returned_array
 from .training import _call, _matching_hint
 
 __all__ = [
@@ -120,18 +121,6 @@ def _describe(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int, p
     return f"x of shape {x_shape}, w of shape {w_shape}, stride={stride}, padding={padding}"
 
 
-def _as_array(result: Any, what: str) -> np.ndarray:
-    """A learner's result as a float64 array, or a failure that says what came back instead."""
-    if result is None:
-        raise CheckFailure(f"{what} is None: did you forget a `return`?")
-    if isinstance(result, Tensor):
-        result = result.data
-    try:
-        return np.asarray(result, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CheckFailure(f"{what} should be a NumPy array, but it is a {type(result).__name__}.") from None
-
-
 def _weighted_sum_gradients(forward: Callable[..., np.ndarray], out_grad: np.ndarray,
                             *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """The gradients of ``sum(out_grad * forward(*arrays))`` by central differences: what a
@@ -156,7 +145,7 @@ def _scatter_input_grad(out_grad: np.ndarray, w: np.ndarray, input_size: tuple[i
 
 def _check_correlate_case(fn: Callable[..., Any], image: np.ndarray, kernel: np.ndarray) -> None:
     what = f"correlate2d(image of shape {image.shape}, kernel of shape {kernel.shape})"
-    got = _as_array(_call(what, fn, image.copy(), kernel.copy()), what)
+    got = returned_array(_call(what, fn, image.copy(), kernel.copy()), what)
     expected = reference_conv2d_forward(image[None, None], kernel[None, None], np.zeros(1))[0, 0]
     rows, columns = expected.shape
     if got.shape != expected.shape:
@@ -234,7 +223,7 @@ def _check_forward_case(fn: Callable[..., Any], x: np.ndarray, w: np.ndarray, b:
                         padding: int) -> None:
     case = _describe(x.shape, w.shape, stride, padding)
     what = f"conv2d_forward({case})"
-    got = _as_array(_call(what, fn, x.copy(), w.copy(), b.copy(), stride, padding, hint=_axes_hint(x, w)), what)
+    got = returned_array(_call(what, fn, x.copy(), w.copy(), b.copy(), stride, padding, hint=_axes_hint(x, w)), what)
     expected = reference_conv2d_forward(x, w, b, stride, padding)
     if got.shape != expected.shape:
         raise CheckFailure(
@@ -346,7 +335,7 @@ def check_conv2d_backward_weights(fn: Callable[..., Any], cases: Sequence[Any] =
             if not isinstance(returned, (tuple, list)) or len(returned) != 2:
                 raise CheckFailure(f"{what} returned {type(returned).__name__}; it should return two arrays, "
                                    "(dw, db).")
-            dw, db = (_as_array(r, what) for r in returned)
+            dw, db = (returned_array(r, what) for r in returned)
             if dw.shape == (w.shape[0],) and db.shape == w.shape:
                 raise CheckFailure(f"{what} returned (db, dw); return them as (dw, db).")
             if dw.shape != w.shape and dw.shape == (w.shape[1], w.shape[0]) + w.shape[2:]:
@@ -415,7 +404,7 @@ def check_conv2d_backward_input(fn: Callable[..., Any], cases: Sequence[Any] = C
         for case in cases:
             x, w, b, stride, padding, out_grad, numeric = _conv_case(case, rng)
             what = f"conv2d_backward_input(out_grad, {_describe(x.shape, w.shape, stride, padding)})"
-            dx = _as_array(_call(what, fn, out_grad.copy(), x.copy(), w.copy(), stride, padding, hint=(
+            dx = returned_array(_call(what, fn, out_grad.copy(), x.copy(), w.copy(), stride, padding, hint=(
                 f"out_grad has shape {out_grad.shape}, (N, F, Ho, Wo), and w {w.shape}, (F, C, kh, kw): the "
                 "gradient flows from filter f back to channel c, a sum over f, as in "
                 "np.einsum(\"nfij,fc->ncij\", out_grad, w[:, :, u, v]).")), what)
@@ -433,7 +422,7 @@ def check_conv2d_backward_input(fn: Callable[..., Any], cases: Sequence[Any] = C
 def _pool_forward(fn: Callable[..., Any], name: str, x: np.ndarray, size: int, expected: np.ndarray,
                   candidates: list[tuple[np.ndarray, str]]) -> None:
     what = f"{name}_forward(x of shape {x.shape}, size={size})"
-    got = _as_array(_call(what, fn, x.copy(), size), what)
+    got = returned_array(_call(what, fn, x.copy(), size), what)
     if got.shape != expected.shape:
         raise CheckFailure(
             f"{what} has shape {got.shape}, expected {expected.shape}.\n  Hint: windows of {size}x{size} side "
@@ -447,7 +436,7 @@ def _pool_forward(fn: Callable[..., Any], name: str, x: np.ndarray, size: int, e
 def _pool_backward(fn: Callable[..., Any], name: str, x: np.ndarray, size: int, out_grad: np.ndarray,
                    expected: np.ndarray, candidates: list[tuple[np.ndarray, str]]) -> np.ndarray:
     what = f"{name}_backward(out_grad, x of shape {x.shape}, size={size})"
-    got = _as_array(_call(what, fn, out_grad.copy(), x.copy(), size), what)
+    got = returned_array(_call(what, fn, out_grad.copy(), x.copy(), size), what)
     if got.shape != x.shape:
         raise CheckFailure(
             f"dx from {what} has shape {got.shape}, expected x's shape {x.shape}.\n  Hint: the rows and "
@@ -472,7 +461,7 @@ def _check_ties(backward: Callable[..., Any], rng: np.random.Generator) -> None:
     x = rng.integers(0, 2, size=(2, 2, 4, 4)).astype(np.float64)  # mostly ties
     out_grad = random_array((2, 2, 2, 2), rng)
     what = f"max_pool2d_backward(out_grad, x of shape {x.shape}, size=2) with tied maxima (x of 0s and 1s)"
-    got = _as_array(_call(what, backward, out_grad.copy(), x.copy(), size), what)
+    got = returned_array(_call(what, backward, out_grad.copy(), x.copy(), size), what)
     if got.shape != x.shape:
         raise CheckFailure(f"dx from {what} has shape {got.shape}, expected {x.shape}.")
     windows = lambda a: a.reshape(2, 2, 2, size, 2, size)  # noqa: E731
@@ -583,7 +572,7 @@ def check_digit_cnn(ModelClass: type, seed: int = 0) -> None:
               "2x2 max pool, flatten to (N, 256) with x.reshape(len(x), -1), output Linear. Padding 1 keeps "
               "8x8; each pooling halves it, 8 -> 4 -> 2, so the Linear layer sees 64 * 2 * 2 = 256 features.")
     out = _call("model(x) for x of shape (5, 1, 8, 8)", model, Tensor(x), hint=layers)
-    got = _as_array(out, "model(x)")
+    got = returned_array(out, "model(x)")
     expected = _digit_cnn_reference([p.data.astype(np.float64) for p in ordered], x.astype(np.float64))
     if got.shape != expected.shape:
         raise CheckFailure(f"model(x) for x of shape (5, 1, 8, 8) has shape {got.shape}, expected (5, 10).")

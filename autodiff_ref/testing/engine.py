@@ -98,8 +98,11 @@ def _call(function: Callable[..., Any], *args: Any, what: str,
         raise _failure(error, what, explain(error) if explained else None) from error
 
 
-def _returned_array(got: Any, what: str, should: str) -> np.ndarray:
-    """What learner code returned, as a float64 array (a Tensor's data); fails if it is not one."""
+def returned_array(got: Any, what: str, should: str = "a NumPy array") -> np.ndarray:
+    """What learner code returned, as a float64 array (a Tensor's data); fails with what came back
+    instead (None, most often a missing ``return``)."""
+    if got is None:
+        raise CheckFailure(f"{what} returned None; it should return {should}: did you forget a `return`?")
     if isinstance(got, Tensor):
         got = got.data
     try:
@@ -968,7 +971,7 @@ def check_numeric_gradient(numeric_gradient: Callable[..., Any], *, seed: int = 
                     "and put each element back after nudging it."
                 )
             integer_result = np.issubdtype(getattr(got, "dtype", np.float64), np.integer)
-            got = _returned_array(got, what, "an array")
+            got = returned_array(got, what, "an array")
             expected = case.derivative(np.asarray(kept, dtype=np.float64))
             if _close(got, expected):
                 continue
@@ -1225,7 +1228,7 @@ def check_hvp(hvp: Callable[..., Any], *, seed: int = 0) -> None:
             got = _call(hvp, case.f, x, v, what=what, explain=_explain_hvp_error)
             if not (np.array_equal(x, x_kept) and np.array_equal(v, v_kept)):
                 raise CheckFailure(f"{what} changed x or v.\n  Hint: leave the arrays you are given as they are.")
-            got = _returned_array(got, what, "a Tensor or an array")
+            got = returned_array(got, what, "a Tensor or an array")
             numeric = (_gradient_array(case.f, x_kept + eps * v_kept)
                        - _gradient_array(case.f, x_kept - eps * v_kept)) / (2 * eps)
             if not _close(got, numeric):
