@@ -55,14 +55,20 @@ c.Autograde.sanitize_preprocessors = [
 ]
 # Run notebooks so that a kernel death (os._exit) keeps the points of the cells before it, and
 # whatever a notebook replaced in the checks (np.allclose, the checking helpers) is put back
-# before each test cell.
+# before each test cell. Last, once the scores are saved, the hidden tests' source is taken out of
+# the autograded notebook (see HideHiddenTests below).
 c.Autograde.autograde_preprocessors = [
-    GuardedExecute if preprocessor is Execute else preprocessor
-    for preprocessor in Autograde.class_traits()["autograde_preprocessors"].default()
+    *[
+        GuardedExecute if preprocessor is Execute else preprocessor
+        for preprocessor in Autograde.class_traits()["autograde_preprocessors"].default()
+    ],
+    HideHiddenTests,
 ]
 
-# Feedback shows each hidden test's result and message, not its source (so the tests can be used
-# again next year). True shows the hidden tests in full.
+# The autograded notebooks and the feedback show each hidden test's result and message, not its
+# source (so that returning either does not hand out the tests, which can be used again next
+# year). Regrading restores the tests from gradebook.db, not from autograded/. True shows the
+# hidden tests in full in both (it applies to notebooks autograded after it is set).
 c.HideHiddenTests.show_hidden_tests = False
 feedback = GenerateFeedback.class_traits()["preprocessors"].default()
 c.GenerateFeedback.preprocessors = [

@@ -63,6 +63,7 @@ REFERENCE_MUL_CATCHES = {"test_mul", "test_binary_ops_broadcast"}  # what the ch
 REFERENCE_MUL_REFUSED = REFERENCE_MUL_CATCHES | {"test_sub"}
 # Short, so the endless loop is stopped quickly; the course's own setting is in nbgrader_config.py.
 CELL_TIMEOUT = 10
+SHOW_HIDDEN_TESTS = "HideHiddenTests.show_hidden_tests"  # the instructor's switch, in nbgrader_config.py
 
 # One mistake per notebook, the kind a learner makes: (solution cell, text in it, replacement,
 # the test cells that must catch it). Every other test cell of the notebook must still pass.
@@ -349,9 +350,9 @@ class GradedClass:
         return read_notebook(notebook_file(self.course / "autograded" / student, assignment))
 
 
-def autograde(course: Path, assignment: str, *students: str) -> subprocess.CompletedProcess:
+def autograde(course: Path, assignment: str, *students: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """``nbgrader autograde``, for every student, or one process per pattern of ``students`` at once."""
-    command = ("autograde", assignment, "--create", "--force", f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}")
+    command = ("autograde", assignment, "--create", "--force", f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}", *options)
     if assignment == BROKEN:
         # Notebook 01's broken students try the defences inside the kernel (putting back replaced
         # checks, surviving a kernel death); the source scan would refuse most of them before
@@ -401,7 +402,9 @@ def graded_class(tmp_path_factory) -> GradedClass:
     assert feedback.returncode == 0, feedback.stderr
     # Grade notebook 01 again, as two processes at once on the two halves of the class (how the
     # instructor guide has a 2-core machine grade a large class): the gradebook must not change.
-    autograde(course, BROKEN, "[a-m]*", "[n-z]*")
+    # This time the autograded notebooks keep their hidden tests (the instructor's switch), which
+    # must not change a score either.
+    autograde(course, BROKEN, "[a-m]*", "[n-z]*", options=(f"--{SHOW_HIDDEN_TESTS}=True",))
     return GradedClass(
         course, grades, logs, before, exported,
         regraded=read_gradebook(course), exported_again=exported_grades(course),
@@ -776,13 +779,7 @@ def _shown_text(html_file: Path) -> str:
 
 
 def test_feedback_shows_results_but_not_the_hidden_tests(graded_class):
-    instructor = read_notebook(notebook_file(SOLUTIONS_DIR, FEEDBACK_ASSIGNMENT))
-    released = json.dumps(read_notebook(notebook_file(COURSE_DIR, FEEDBACK_ASSIGNMENT)).cells)
-    hidden = [
-        line.strip() for cell in instructor.cells if is_test_cell(cell)
-        for line in cell.source.split("### BEGIN HIDDEN TESTS")[1:] for line in line.split("### END HIDDEN TESTS")[0].splitlines()
-        if line.strip() and line.strip() not in released
-    ]
+    hidden = _hidden_test_lines(FEEDBACK_ASSIGNMENT)
     assert hidden
     pages = sorted((graded_class.course / "feedback").glob(f"*/{FEEDBACK_ASSIGNMENT}/*.html"))
     assert {page.parts[-3] for page in pages} >= {"solution", "untouched", "one_mistake"}
@@ -793,6 +790,39 @@ def test_feedback_shows_results_but_not_the_hidden_tests(graded_class):
         assert 'check_value_op(Value, "add")' in shown  # the visible tests are still there
     mistake = _shown_text(graded_class.course / "feedback" / "one_mistake" / FEEDBACK_ASSIGNMENT / f"{FEEDBACK_ASSIGNMENT}.html")
     assert "hidden tests, not shown" in mistake and "CheckFailure: " in mistake
+
+
+def _hidden_test_lines(assignment: str) -> list[str]:
+    """The lines of the instructor's hidden tests that the handed-out notebook does not have."""
+    instructor = read_notebook(notebook_file(SOLUTIONS_DIR, assignment))
+    released = json.dumps(read_notebook(notebook_file(COURSE_DIR, assignment)).cells)
+    return [
+        line.strip() for cell in instructor.cells if is_test_cell(cell)
+        for block in cell.source.split("### BEGIN HIDDEN TESTS")[1:] for line in block.split("### END HIDDEN TESTS")[0].splitlines()
+        if line.strip() and line.strip() not in released
+    ]
+
+
+def test_autograded_notebooks_keep_results_but_not_the_hidden_tests(graded_class):
+    hidden = _hidden_test_lines(FEEDBACK_ASSIGNMENT)
+    assert hidden
+    for student in ("solution", "untouched", "one_mistake"):
+        notebook = graded_class.autograded(student, FEEDBACK_ASSIGNMENT)
+        text = json.dumps(notebook)
+        assert "HIDDEN TESTS" not in text and not [line for line in hidden if line in text], student
+    mistake = graded_class.autograded("one_mistake", FEEDBACK_ASSIGNMENT)
+    caught = [cell_with_id(mistake, grade_id) for grade_id in sorted(MISTAKES[FEEDBACK_ASSIGNMENT][3])]
+    for cell in caught:  # the failure and its message are there, the hidden source is not
+        assert "hidden tests, not shown" in cell.source
+        assert [output.ename for output in error_outputs(cell)] == ["CheckFailure"]
+        assert error_outputs(cell)[0].traceback == [f"CheckFailure: {error_outputs(cell)[0].evalue}"]
+
+
+def test_the_instructors_switch_keeps_the_hidden_tests_in_autograded_notebooks(graded_class):
+    """Notebook 01 was graded a second time with show_hidden_tests on, and its scores did not change."""
+    solution = graded_class.autograded("solution", BROKEN)
+    assert "### BEGIN HIDDEN TESTS" in json.dumps(solution)
+    assert graded_class.regraded["solution", BROKEN] == graded_class.grades["solution", BROKEN]
 
 
 # --- attacks on the grading machine (issue #16) ---------------------------------------------------
@@ -833,3 +863,4 @@ def test_a_classmates_submission_is_out_of_reach(graded_class):
 def test_every_notebook_records_that_it_ran_in_the_sandbox(graded_class):
     for autograded in (graded_class.course / "autograded").glob("*/*/*.ipynb"):
         assert read_notebook(autograded).metadata["autodiff_grading"] == {"sandbox": "bubblewrap"}, autograded
+
