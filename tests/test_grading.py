@@ -864,3 +864,116 @@ def test_every_notebook_records_that_it_ran_in_the_sandbox(graded_class):
     for autograded in (graded_class.course / "autograded").glob("*/*/*.ipynb"):
         assert read_notebook(autograded).metadata["autodiff_grading"] == {"sandbox": "bubblewrap"}, autograded
 
+
+# --- links in a submission: nbgrader copies submissions following them, with the grader's rights ---
+#
+# A small course of its own (notebook 01): "alice" hands in the solution; "mallory" submits through
+# the exchange a folder with links to the instructor's solutions/ and gradebook.db and an answer
+# cell that looks for them; "victor" submits through the exchange a notebook that is a link to the
+# instructor's (which nbgrader alone would collect as his work: full marks); "trudy"'s folder with
+# the same links as mallory's is put in submitted/ by hand (an LMS download).
+
+LINKED_COURSE_ID = "autodiff-links"
+LOOKS_FOR_LINKS = """
+import os
+for path in ("data", f"data/{ASSIGNMENT}/{ASSIGNMENT}.ipynb", "notes.db"):
+    print("linked file", path, "exists" if os.path.lexists(path) else "absent")
+"""
+
+
+@dataclass
+class LinkedClass:
+    course: Path
+    collected: subprocess.CompletedProcess
+    graded: subprocess.CompletedProcess
+
+
+def _inbound_submission(exchange: Path, student: str, files: dict[str, object]) -> None:
+    """A folder in the exchange's inbound as `nbgrader submit` makes it; each file is a
+    notebook, or a Path the entry is a symbolic link to."""
+    timestamp = "2026-01-05 10:00:00.000000 UTC"
+    folder = exchange / LINKED_COURSE_ID / "inbound" / f"{student}+{BROKEN}+{timestamp}+0123"
+    folder.mkdir(parents=True)
+    (folder / "timestamp.txt").write_text(timestamp)
+    for name, content in files.items():
+        if isinstance(content, Path):
+            (folder / name).symlink_to(content)
+        else:
+            nbformat.write(content, folder / name)
+
+
+@pytest.fixture(scope="module")
+def linked_class(tmp_path_factory) -> LinkedClass:
+    course, exchange = tmp_path_factory.mktemp("linked-course"), tmp_path_factory.mktemp("exchange")
+    for folder in ("solutions", "course"):
+        (course / folder).mkdir()
+        shutil.copytree(REPO_ROOT / folder / BROKEN, course / folder / BROKEN)
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", course)
+    generated = nbgrader(course, "generate_assignment", BROKEN, "--force")
+    assert generated.returncode == 0, generated.stderr
+    submit(course, "alice", BROKEN, solved_notebook(BROKEN))
+
+    looking = solved_notebook(BROKEN)
+    cell_with_id(looking, "build_z").source = f"ASSIGNMENT = {BROKEN!r}\n" + LOOKS_FOR_LINKS + cell_with_id(looking, "build_z").source
+    links = {"data": course / "solutions", "notes.db": course / "gradebook.db"}
+    _inbound_submission(exchange, "mallory", {f"{BROKEN}.ipynb": looking, **links})
+    _inbound_submission(exchange, "victor", {f"{BROKEN}.ipynb": notebook_file(course / "solutions", BROKEN)})
+    exchange_options = (f"--course={LINKED_COURSE_ID}", f"--Exchange.root={exchange}", "--CollectApp.check_owner=False")
+    collected = nbgrader(course, "collect", BROKEN, *exchange_options)
+
+    trudy = course / "submitted" / "trudy" / BROKEN
+    trudy.mkdir(parents=True)
+    nbformat.write(looking, trudy / f"{BROKEN}.ipynb")
+    for name, target in links.items():
+        (trudy / name).symlink_to(target)
+    # The scan on flag only, so that mallory's cell runs and shows what the kernel finds.
+    graded = nbgrader(course, "autograde", BROKEN, "--create", "--force", "--FlagTampering.refuse_flagged_code=False")
+    return LinkedClass(course, collected, graded)
+
+
+def test_collect_leaves_links_behind_and_names_them(linked_class):
+    assert linked_class.collected.returncode == 0, linked_class.collected.stderr
+    log = linked_class.collected.stderr
+    for name in ("data", "notes.db"):
+        assert re.search(rf"Left out of the collected submission: mallory\+{BROKEN}\+[^/]+/{re.escape(name)} -> .* \(a symbolic link\)", log)
+        assert not os.path.lexists(linked_class.course / "submitted" / "mallory" / BROKEN / name)
+    assert re.search(rf"victor\+{BROKEN}\+[^/]+/{BROKEN}.ipynb -> .*solutions", log)
+    # victor handed in a link to the instructor's notebook: nothing of it is collected.
+    assert not (linked_class.course / "submitted" / "victor" / BROKEN / f"{BROKEN}.ipynb").exists()
+
+
+def test_a_collected_submission_gets_nothing_from_its_links(linked_class):
+    with Gradebook(f"sqlite:///{linked_class.course / 'gradebook.db'}") as gradebook:
+        scores = {s.student.id: s.score for s in gradebook.notebook_submissions(BROKEN, BROKEN)}
+    assert scores["alice"] == scores["mallory"] == total_points(BROKEN)  # his own answers are right
+    assert not scores.get("victor")
+    graded = read_notebook(notebook_file(linked_class.course / "autograded" / "mallory", BROKEN))
+    shown = printed_text(cell_with_id(graded, "build_z"))
+    assert shown.count("linked file") == 3 and "exists" not in shown  # nothing of it in the kernel
+    assert sorted(p.name for p in (linked_class.course / "autograded" / "mallory" / BROKEN).iterdir()) == [
+        f"{BROKEN}.ipynb", "timestamp.txt"]
+
+
+def test_autograde_stops_before_copying_a_submitted_folder_with_links(linked_class):
+    log = linked_class.graded.stderr
+    assert linked_class.graded.returncode != 0
+    assert f"Grading stopped before trudy's {BROKEN}: nbgrader would copy" in log
+    assert f"{BROKEN}/data -> {linked_class.course / 'solutions'} (a symbolic link)" in log
+    assert f"{BROKEN}/notes.db -> {linked_class.course / 'gradebook.db'} (a symbolic link)" in log
+    assert not (linked_class.course / "autograded" / "trudy").exists()
+    _, findings = audit(linked_class.course)
+    assert {f.what for f in findings if f.student == "trudy"} >= {
+        f"holds {BROKEN}/data -> {linked_class.course / 'solutions'} (a symbolic link): autograde stops at it; delete it",
+        "not graded: the autograde log says why",
+    }
+
+
+def test_no_file_of_the_instructor_reaches_autograded(linked_class):
+    instructors = {hashlib.sha256(path.read_bytes()).hexdigest()
+                   for path in (linked_class.course / "solutions").rglob("*") if path.is_file()}
+    assert instructors
+    for path in (linked_class.course / "autograded").rglob("*"):
+        assert not path.is_symlink(), path
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() not in instructors, path
+            assert not path.read_bytes().startswith(b"SQLite format 3"), path  # a copy of gradebook.db
