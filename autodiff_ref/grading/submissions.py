@@ -16,6 +16,10 @@ the instructor's files. No notebook of this course needs a link or a device, pip
   says which student, which links, and how to remove them; the students before are graded. Files
   put in ``submitted/`` by hand (a zip, an LMS) are where this can happen: the instructor guide's
   unzip recipe deletes links first. ``autodiff-course audit`` lists them too.
+
+What is left: collect reads the exchange while students may still write to it, so a student who
+replaces a folder of the submission by a link in the instant between ``shutil.copytree`` listing
+it and going into it has what it points to copied.
 """
 
 from __future__ import annotations
@@ -102,7 +106,13 @@ class CollectWithoutLinks(ExchangeCollect):
         # ignore and include globs, file size limit and group permissions apply unchanged.
         with tempfile.TemporaryDirectory(prefix="autodiff-collect-") as scratch:
             clean = Path(scratch, source.name)
+            # Links are copied as links, never followed, and left out when seen; a file the
+            # student turns into a link while it is copied is taken out of this copy, which only
+            # the grader can write, before nbgrader's copy (which would follow it).
             shutil.copytree(source, clean, symlinks=True, ignore=_unsafe_names)
+            for late in [path for path in clean.rglob("*") if path.is_symlink()]:
+                self.log.warning("Left out of the collected submission: %s (a symbolic link)", late.relative_to(scratch))
+                late.unlink()
             super().do_copy(str(clean), dest)
 
 
