@@ -12,7 +12,8 @@ from nbgrader.preprocessors import Execute, GetGrades, OverwriteCells
 
 from autodiff_ref.grading.feedback import HideHiddenTests
 from autodiff_ref.grading.preprocessors import FlagTampering, GuardedExecute
-from autodiff_ref.grading.sandbox import GiB, MiB
+from autodiff_ref.grading.sandbox import GiB, MiB, stop_unless_sandbox_works
+from autodiff_ref.grading.submissions import refuse_links
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 
@@ -55,14 +56,20 @@ c.Autograde.sanitize_preprocessors = [
 ]
 # Run notebooks so that a kernel death (os._exit) keeps the points of the cells before it, and
 # whatever a notebook replaced in the checks (np.allclose, the checking helpers) is put back
-# before each test cell.
+# before each test cell. Last, once the scores are saved, the hidden tests' source is taken out of
+# the autograded notebook (see HideHiddenTests below).
 c.Autograde.autograde_preprocessors = [
-    GuardedExecute if preprocessor is Execute else preprocessor
-    for preprocessor in Autograde.class_traits()["autograde_preprocessors"].default()
+    *[
+        GuardedExecute if preprocessor is Execute else preprocessor
+        for preprocessor in Autograde.class_traits()["autograde_preprocessors"].default()
+    ],
+    HideHiddenTests,
 ]
 
-# Feedback shows each hidden test's result and message, not its source (so the tests can be used
-# again next year). True shows the hidden tests in full.
+# The autograded notebooks and the feedback show each hidden test's result and message, not its
+# source (so that returning either does not hand out the tests, which can be used again next
+# year). Regrading restores the tests from gradebook.db, not from autograded/. True shows the
+# hidden tests in full in both (it applies to notebooks autograded after it is set).
 c.HideHiddenTests.show_hidden_tests = False
 feedback = GenerateFeedback.class_traits()["preprocessors"].default()
 c.GenerateFeedback.preprocessors = [
@@ -79,8 +86,23 @@ c.GenerateFeedback.preprocessors = [
 # `autodiff-course audit` lists those graded with "off".
 SANDBOX = "bubblewrap"
 c.GuardedExecute.sandbox = SANDBOX
-if SANDBOX != "off":
-    c.Autograde.pre_convert_hook = "autodiff_ref.grading.sandbox.stop_unless_sandbox_works"
+
+
+def before_each_student(**hook_arguments):
+    """Run by `nbgrader autograde` before it copies a student's files (see the two functions)."""
+    refuse_links(**hook_arguments)
+    if SANDBOX != "off":
+        stop_unless_sandbox_works(**hook_arguments)
+
+
+c.Autograde.pre_convert_hook = before_each_student
+
+# A submission is the student's own files only. nbgrader follows symbolic links when it copies one
+# (with your rights): collect leaves links behind and names them in its log, and autograde stops
+# before a student whose submitted/ folder holds one (put there by hand: a zip, an LMS), saying how
+# to delete them. See autodiff_ref/grading/submissions.py.
+c.ExchangeFactory.collect = "autodiff_ref.grading.submissions.CollectWithoutLinks"
+
 # Limits for each kernel. A cell that goes past one fails (MemoryError, an OSError) or, at worst,
 # its kernel dies: that student loses the cells from there on (see GuardedExecute), the class goes on.
 # Memory (address space): a runaway array gets a MemoryError instead of the grading machine's RAM.

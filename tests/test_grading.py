@@ -63,6 +63,7 @@ REFERENCE_MUL_CATCHES = {"test_mul", "test_binary_ops_broadcast"}  # what the ch
 REFERENCE_MUL_REFUSED = REFERENCE_MUL_CATCHES | {"test_sub"}
 # Short, so the endless loop is stopped quickly; the course's own setting is in nbgrader_config.py.
 CELL_TIMEOUT = 10
+SHOW_HIDDEN_TESTS = "HideHiddenTests.show_hidden_tests"  # the instructor's switch, in nbgrader_config.py
 
 # One mistake per notebook, the kind a learner makes: (solution cell, text in it, replacement,
 # the test cells that must catch it). Every other test cell of the notebook must still pass.
@@ -349,9 +350,9 @@ class GradedClass:
         return read_notebook(notebook_file(self.course / "autograded" / student, assignment))
 
 
-def autograde(course: Path, assignment: str, *students: str) -> subprocess.CompletedProcess:
+def autograde(course: Path, assignment: str, *students: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """``nbgrader autograde``, for every student, or one process per pattern of ``students`` at once."""
-    command = ("autograde", assignment, "--create", "--force", f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}")
+    command = ("autograde", assignment, "--create", "--force", f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}", *options)
     if assignment == BROKEN:
         # Notebook 01's broken students try the defences inside the kernel (putting back replaced
         # checks, surviving a kernel death); the source scan would refuse most of them before
@@ -401,7 +402,9 @@ def graded_class(tmp_path_factory) -> GradedClass:
     assert feedback.returncode == 0, feedback.stderr
     # Grade notebook 01 again, as two processes at once on the two halves of the class (how the
     # instructor guide has a 2-core machine grade a large class): the gradebook must not change.
-    autograde(course, BROKEN, "[a-m]*", "[n-z]*")
+    # This time the autograded notebooks keep their hidden tests (the instructor's switch), which
+    # must not change a score either.
+    autograde(course, BROKEN, "[a-m]*", "[n-z]*", options=(f"--{SHOW_HIDDEN_TESTS}=True",))
     return GradedClass(
         course, grades, logs, before, exported,
         regraded=read_gradebook(course), exported_again=exported_grades(course),
@@ -776,13 +779,7 @@ def _shown_text(html_file: Path) -> str:
 
 
 def test_feedback_shows_results_but_not_the_hidden_tests(graded_class):
-    instructor = read_notebook(notebook_file(SOLUTIONS_DIR, FEEDBACK_ASSIGNMENT))
-    released = json.dumps(read_notebook(notebook_file(COURSE_DIR, FEEDBACK_ASSIGNMENT)).cells)
-    hidden = [
-        line.strip() for cell in instructor.cells if is_test_cell(cell)
-        for line in cell.source.split("### BEGIN HIDDEN TESTS")[1:] for line in line.split("### END HIDDEN TESTS")[0].splitlines()
-        if line.strip() and line.strip() not in released
-    ]
+    hidden = _hidden_test_lines(FEEDBACK_ASSIGNMENT)
     assert hidden
     pages = sorted((graded_class.course / "feedback").glob(f"*/{FEEDBACK_ASSIGNMENT}/*.html"))
     assert {page.parts[-3] for page in pages} >= {"solution", "untouched", "one_mistake"}
@@ -793,6 +790,39 @@ def test_feedback_shows_results_but_not_the_hidden_tests(graded_class):
         assert 'check_value_op(Value, "add")' in shown  # the visible tests are still there
     mistake = _shown_text(graded_class.course / "feedback" / "one_mistake" / FEEDBACK_ASSIGNMENT / f"{FEEDBACK_ASSIGNMENT}.html")
     assert "hidden tests, not shown" in mistake and "CheckFailure: " in mistake
+
+
+def _hidden_test_lines(assignment: str) -> list[str]:
+    """The lines of the instructor's hidden tests that the handed-out notebook does not have."""
+    instructor = read_notebook(notebook_file(SOLUTIONS_DIR, assignment))
+    released = json.dumps(read_notebook(notebook_file(COURSE_DIR, assignment)).cells)
+    return [
+        line.strip() for cell in instructor.cells if is_test_cell(cell)
+        for block in cell.source.split("### BEGIN HIDDEN TESTS")[1:] for line in block.split("### END HIDDEN TESTS")[0].splitlines()
+        if line.strip() and line.strip() not in released
+    ]
+
+
+def test_autograded_notebooks_keep_results_but_not_the_hidden_tests(graded_class):
+    hidden = _hidden_test_lines(FEEDBACK_ASSIGNMENT)
+    assert hidden
+    for student in ("solution", "untouched", "one_mistake"):
+        notebook = graded_class.autograded(student, FEEDBACK_ASSIGNMENT)
+        text = json.dumps(notebook)
+        assert "HIDDEN TESTS" not in text and not [line for line in hidden if line in text], student
+    mistake = graded_class.autograded("one_mistake", FEEDBACK_ASSIGNMENT)
+    caught = [cell_with_id(mistake, grade_id) for grade_id in sorted(MISTAKES[FEEDBACK_ASSIGNMENT][3])]
+    for cell in caught:  # the failure and its message are there, the hidden source is not
+        assert "hidden tests, not shown" in cell.source
+        assert [output.ename for output in error_outputs(cell)] == ["CheckFailure"]
+        assert error_outputs(cell)[0].traceback == [f"CheckFailure: {error_outputs(cell)[0].evalue}"]
+
+
+def test_the_instructors_switch_keeps_the_hidden_tests_in_autograded_notebooks(graded_class):
+    """Notebook 01 was graded a second time with show_hidden_tests on, and its scores did not change."""
+    solution = graded_class.autograded("solution", BROKEN)
+    assert "### BEGIN HIDDEN TESTS" in json.dumps(solution)
+    assert graded_class.regraded["solution", BROKEN] == graded_class.grades["solution", BROKEN]
 
 
 # --- attacks on the grading machine (issue #16) ---------------------------------------------------
@@ -833,3 +863,117 @@ def test_a_classmates_submission_is_out_of_reach(graded_class):
 def test_every_notebook_records_that_it_ran_in_the_sandbox(graded_class):
     for autograded in (graded_class.course / "autograded").glob("*/*/*.ipynb"):
         assert read_notebook(autograded).metadata["autodiff_grading"] == {"sandbox": "bubblewrap"}, autograded
+
+
+# --- links in a submission: nbgrader copies submissions following them, with the grader's rights ---
+#
+# A small course of its own (notebook 01): "alice" hands in the solution; "mallory" submits through
+# the exchange a folder with links to the instructor's solutions/ and gradebook.db and an answer
+# cell that looks for them; "victor" submits through the exchange a notebook that is a link to the
+# instructor's (which nbgrader alone would collect as his work: full marks); "trudy"'s folder with
+# the same links as mallory's is put in submitted/ by hand (an LMS download).
+
+LINKED_COURSE_ID = "autodiff-links"
+LOOKS_FOR_LINKS = """
+import os
+for path in ("data", f"data/{ASSIGNMENT}/{ASSIGNMENT}.ipynb", "notes.db"):
+    print("linked file", path, "exists" if os.path.lexists(path) else "absent")
+"""
+
+
+@dataclass
+class LinkedClass:
+    course: Path
+    collected: subprocess.CompletedProcess
+    graded: subprocess.CompletedProcess
+
+
+def _inbound_submission(exchange: Path, student: str, files: dict[str, object]) -> None:
+    """A folder in the exchange's inbound as `nbgrader submit` makes it; each file is a
+    notebook, or a Path the entry is a symbolic link to."""
+    timestamp = "2026-01-05 10:00:00.000000 UTC"
+    folder = exchange / LINKED_COURSE_ID / "inbound" / f"{student}+{BROKEN}+{timestamp}+0123"
+    folder.mkdir(parents=True)
+    (folder / "timestamp.txt").write_text(timestamp)
+    for name, content in files.items():
+        if isinstance(content, Path):
+            (folder / name).symlink_to(content)
+        else:
+            nbformat.write(content, folder / name)
+
+
+@pytest.fixture(scope="module")
+def linked_class(tmp_path_factory) -> LinkedClass:
+    course, exchange = tmp_path_factory.mktemp("linked-course"), tmp_path_factory.mktemp("exchange")
+    for folder in ("solutions", "course"):
+        (course / folder).mkdir()
+        shutil.copytree(REPO_ROOT / folder / BROKEN, course / folder / BROKEN)
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", course)
+    generated = nbgrader(course, "generate_assignment", BROKEN, "--force")
+    assert generated.returncode == 0, generated.stderr
+    submit(course, "alice", BROKEN, solved_notebook(BROKEN))
+
+    looking = solved_notebook(BROKEN)
+    cell_with_id(looking, "build_z").source = f"ASSIGNMENT = {BROKEN!r}\n" + LOOKS_FOR_LINKS + cell_with_id(looking, "build_z").source
+    links = {"data": course / "solutions", "notes.db": course / "gradebook.db"}
+    _inbound_submission(exchange, "mallory", {f"{BROKEN}.ipynb": looking, **links})
+    _inbound_submission(exchange, "victor", {f"{BROKEN}.ipynb": notebook_file(course / "solutions", BROKEN)})
+    exchange_options = (f"--course={LINKED_COURSE_ID}", f"--Exchange.root={exchange}", "--CollectApp.check_owner=False")
+    collected = nbgrader(course, "collect", BROKEN, *exchange_options)
+
+    trudy = course / "submitted" / "trudy" / BROKEN
+    trudy.mkdir(parents=True)
+    nbformat.write(looking, trudy / f"{BROKEN}.ipynb")
+    for name, target in links.items():
+        (trudy / name).symlink_to(target)
+    # The scan on flag only, so that mallory's cell runs and shows what the kernel finds.
+    graded = nbgrader(course, "autograde", BROKEN, "--create", "--force", "--FlagTampering.refuse_flagged_code=False")
+    return LinkedClass(course, collected, graded)
+
+
+def test_collect_leaves_links_behind_and_names_them(linked_class):
+    assert linked_class.collected.returncode == 0, linked_class.collected.stderr
+    log = linked_class.collected.stderr
+    for name in ("data", "notes.db"):
+        assert re.search(rf"Left out of the collected submission: mallory\+{BROKEN}\+[^/]+/{re.escape(name)} -> .* \(a symbolic link\)", log)
+        assert not os.path.lexists(linked_class.course / "submitted" / "mallory" / BROKEN / name)
+    assert re.search(rf"victor\+{BROKEN}\+[^/]+/{BROKEN}.ipynb -> .*solutions", log)
+    # victor handed in a link to the instructor's notebook: nothing of it is collected.
+    assert not (linked_class.course / "submitted" / "victor" / BROKEN / f"{BROKEN}.ipynb").exists()
+
+
+def test_a_collected_submission_gets_nothing_from_its_links(linked_class):
+    with Gradebook(f"sqlite:///{linked_class.course / 'gradebook.db'}") as gradebook:
+        scores = {s.student.id: s.score for s in gradebook.notebook_submissions(BROKEN, BROKEN)}
+    assert scores["alice"] == scores["mallory"] == total_points(BROKEN)  # his own answers are right
+    assert not scores.get("victor")
+    graded = read_notebook(notebook_file(linked_class.course / "autograded" / "mallory", BROKEN))
+    shown = printed_text(cell_with_id(graded, "build_z"))
+    assert shown.count("linked file") == 3 and "exists" not in shown  # nothing of it in the kernel
+    assert sorted(p.name for p in (linked_class.course / "autograded" / "mallory" / BROKEN).iterdir()) == [
+        f"{BROKEN}.ipynb", "timestamp.txt"]
+
+
+def test_autograde_stops_before_copying_a_submitted_folder_with_links(linked_class):
+    log = linked_class.graded.stderr
+    assert linked_class.graded.returncode != 0
+    assert f"Grading stopped before trudy's {BROKEN}: nbgrader would copy" in log
+    assert f"{BROKEN}/data -> {linked_class.course / 'solutions'} (a symbolic link)" in log
+    assert f"{BROKEN}/notes.db -> {linked_class.course / 'gradebook.db'} (a symbolic link)" in log
+    assert not (linked_class.course / "autograded" / "trudy").exists()
+    _, findings = audit(linked_class.course)
+    assert {f.what for f in findings if f.student == "trudy"} >= {
+        f"holds {BROKEN}/data -> {linked_class.course / 'solutions'} (a symbolic link): autograde stops at it; delete it",
+        "not graded: the autograde log says why",
+    }
+
+
+def test_no_file_of_the_instructor_reaches_autograded(linked_class):
+    instructors = {hashlib.sha256(path.read_bytes()).hexdigest()
+                   for path in (linked_class.course / "solutions").rglob("*") if path.is_file()}
+    assert instructors
+    for path in (linked_class.course / "autograded").rglob("*"):
+        assert not path.is_symlink(), path
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() not in instructors, path
+            assert not path.read_bytes().startswith(b"SQLite format 3"), path  # a copy of gradebook.db

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,23 @@ try:
 except OSError as error:
     result = error.strerror
 print(json.dumps({"many_files": result, "written": written}))
+""",
+    # The kernel's connection file (and so its folder on the grader's disk) is all it knows of
+    # where the grader keeps its side of the sandbox.
+    "runtime": """
+import json, os, ipykernel.connect
+folder = os.path.dirname(ipykernel.connect.get_connection_file())
+def attempt(action):
+    try:
+        action()
+        return "done"
+    except OSError as error:
+        return error.strerror
+def plant():
+    with open(os.path.join(folder, "planted"), "w") as file:
+        file.write("written by the student")
+print(json.dumps({"folder": folder, "write": attempt(plant), "chmod": attempt(lambda: os.chmod(folder, 0o777)),
+                  "files": sorted(os.listdir(folder))}))
 """,
     "endless_loop": "while True:\n    pass\n",
     "after_the_loop": 'import json\nprint(json.dumps({"after_the_loop": "ran"}))',
@@ -237,6 +255,14 @@ def test_files_stop_at_the_file_size_limit_and_the_scratch_size(probed):
     assert found["many_files"] == "No space left on device" and found["written"] < 2 * SCRATCH_SIZE // FILE_SIZE_LIMIT
 
 
+def test_the_kernels_runtime_folder_is_read_only_to_it(probed):
+    found = printed(probed["cells"]["runtime"])
+    assert found["write"] == found["chmod"] == "Read-only file system"
+    assert found["files"] == ["kernel.json"]  # its sockets are in its own /tmp
+    assert Path(found["folder"]).is_relative_to(probed["scratch_root"])  # the folder the grader made
+    assert printed(probed["cells"]["after_the_loop"]) == {"after_the_loop": "ran"}  # grading went on
+
+
 def test_an_endless_loop_is_interrupted_and_the_next_cell_runs(probed):
     looping = probed["cells"]["endless_loop"]
     assert {"KeyboardInterrupt", "CellTimeoutError"} & {o.get("ename") for o in looping.outputs}
@@ -314,3 +340,75 @@ def test_a_kernel_ends_with_the_sandbox_that_runs_it(tmp_path):
     else:
         os.kill(kernel, 9)
         pytest.fail("the kernel outlived its bwrap")
+
+
+# --- grading as a user other than root -------------------------------------------------------------
+
+NOBODY = 65534  # the unprivileged account every Linux system has
+# Run by uid 65534 in a folder of its own: the sandbox's own check, then a notebook through
+# GuardedExecute with the sandbox on, as `nbgrader autograde` would as that user.
+GRADE_AS_ANOTHER_USER = """
+import json, sys
+import nbformat
+from autodiff_ref.grading.preprocessors import GuardedExecute
+from autodiff_ref.grading.sandbox import sandbox_problem
+from traitlets.config import Config
+
+folder = sys.argv[1]
+notebook = nbformat.read(f"{folder}/student/a.ipynb", as_version=4)
+config = Config()
+config.GuardedExecute.sandbox = "bubblewrap"
+GuardedExecute(config=config, timeout=60, kernel_name="python3").preprocess(notebook, {"metadata": {"path": f"{folder}/student"}})
+nbformat.write(notebook, f"{folder}/graded.ipynb")
+print(json.dumps({"problem": sandbox_problem()}))
+"""
+
+
+def _closed_to_others(path: Path) -> Path | None:
+    """The first folder on the way to ``path`` that other users may not pass through, if any."""
+    for folder in reversed(path.parents):
+        if not folder.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
+def test_grading_works_as_a_user_other_than_root():
+    """Run as root, the other tests here grade as root (bwrap privileged, the kernel under
+    setpriv); this one grades as uid 65534, where bwrap makes a user namespace of its own."""
+    if os.geteuid() != 0:
+        pytest.skip("not running as root: every other test here already grades as a user other than root")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed, so the test cannot switch to another user")
+    # Python itself and the course: a Python that cannot read its own installation falls back to
+    # the system's standard library outside, and is not found at all inside the sandbox.
+    closed = [f"{closed} (on the way to {path})" for path in (Path(sys.executable).resolve(), REPO_ROOT)
+              if (closed := _closed_to_others(path))]
+    if closed:
+        pytest.skip(
+            f"uid {NOBODY} cannot reach this Python environment and course package: other users may not "
+            f"pass through {', '.join(closed)}. Put them where other users can read them to run this test."
+        )
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    folder = Path(tempfile.mkdtemp(prefix="autodiff-nonroot-"))
+    try:
+        environment = dict(os.environ, HOME=str(folder), TMPDIR=str(folder), PYTHONPATH=str(REPO_ROOT))
+        (folder / "student").mkdir()
+        (folder / "student" / "data.txt").write_text("the student's data")
+        notebook = nbformat.v4.new_notebook(cells=[
+            nbformat.v4.new_code_cell(PROBES["runtime"]),
+            nbformat.v4.new_code_cell('import json, os\nprint(json.dumps({"uid": os.getuid(), "files": os.listdir()}))'),
+        ])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(notebook, folder / "student" / "a.ipynb")
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY)
+        graded = subprocess.run([*as_nobody, sys.executable, "-c", GRADE_AS_ANOTHER_USER, str(folder)],
+                                env=environment, capture_output=True, text=True, timeout=300)
+        assert graded.returncode == 0, graded.stderr
+        assert json.loads(graded.stdout.splitlines()[-1]) == {"problem": None}
+        runtime, who = nbformat.read(folder / "graded.ipynb", as_version=4).cells
+        assert printed(who) == {"uid": NOBODY, "files": ["data.txt"]}  # the user namespace maps it to itself
+        found = printed(runtime)
+        assert found["write"] == found["chmod"] == "Read-only file system" and found["files"] == ["kernel.json"]
+    finally:
+        shutil.rmtree(folder)

@@ -1,12 +1,16 @@
-"""Keep hidden tests hidden in the feedback students get.
+"""Keep hidden tests hidden in the autograded notebooks and the feedback students get.
 
-``nbgrader generate_feedback`` renders each autograded notebook as it is, so every student who
-gets feedback would read the hidden tests in full (nbgrader's issue #917), and a failing test's
-traceback would repeat its lines. :class:`HideHiddenTests` (put in place by
-``nbgrader_config.py``) shows each test cell as students were given it -- its hidden part
-replaced by one comment line -- and each error as its type and message only (the message says
-what to fix), so a course can use the same tests next year. Whether each test passed, and its
-points, are unchanged. ``c.HideHiddenTests.show_hidden_tests = True`` shows them.
+``nbgrader autograde`` writes each graded notebook with the hidden tests it ran, and ``nbgrader
+generate_feedback`` renders it as it is, so every student who gets either would read the hidden
+tests in full (nbgrader's issue #917), and a failing test's traceback would repeat its lines.
+:class:`HideHiddenTests` (put in place by ``nbgrader_config.py``: last in autograde, once the
+scores are in the gradebook, and again in feedback, for notebooks autograded without it) shows
+each test cell as students were given it -- its hidden part replaced by one comment line -- and
+each error as its type and message only (the message says what to fix), so a course can use the
+same tests next year. Whether each test passed, and its points, are unchanged; nbgrader's later
+steps read the scores from the gradebook and regrading restores the tests from it, so neither
+needs the hidden source in ``autograded/``. ``c.HideHiddenTests.show_hidden_tests = True`` shows
+them.
 """
 
 from __future__ import annotations
@@ -53,10 +57,10 @@ def hide_hidden_tests(cell: NotebookNode) -> None:
 
 
 class HideHiddenTests(NbGraderPreprocessor):
-    """For ``nbgrader generate_feedback``: test cells without their hidden tests' source."""
+    """For ``nbgrader autograde`` and ``generate_feedback``: test cells without their hidden tests' source."""
 
     show_hidden_tests = Bool(
-        False, help="Show the hidden tests' source and full tracebacks in the feedback students get.",
+        False, help="Show the hidden tests' source and full tracebacks in the autograded notebooks and the feedback.",
     ).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):

@@ -46,6 +46,7 @@ from traitlets import Bool, Enum, List, Unicode
 
 from autodiff_ref.grading import static
 from autodiff_ref.grading.sandbox import SandboxedKernelManager
+from autodiff_ref.grading.submissions import unsafe_in_submission
 
 KERNEL_DIED = "KernelDied"
 # Cell metadata key under which the grader records what it found, for `autodiff-course audit`:
@@ -394,7 +395,8 @@ class AuditFinding:
 
 def audit(course: Path) -> tuple[int, list[AuditFinding]]:
     """What an instructor should look at after ``nbgrader autograde``: the number of submitted
-    notebooks, and for each of them that was not graded at all, or whose autograded copy records
+    notebooks, and for each of them that was not graded at all, sits among links (see
+    :mod:`~autodiff_ref.grading.submissions`), or whose autograded copy records
     changed cells or grading metadata, code the source scan flagged, checks the grader put back, a
     kernel death or grading without the sandbox, or whose answers copy long functions of the
     reference implementation, a finding saying so; and every score in the gradebook above its
@@ -407,6 +409,8 @@ def audit(course: Path) -> tuple[int, list[AuditFinding]]:
         def found(what: str) -> None:
             findings.append(AuditFinding(student, assignment, path.stem, what))
 
+        for entry in unsafe_in_submission(path.parent):
+            found(f"holds {entry}: autograde stops at it; delete it")
         autograded = course / "autograded" / student / assignment / path.name
         if not autograded.exists():
             found("not graded: the autograde log says why")

@@ -12,8 +12,12 @@ hidden tests back in it). It sees nothing else of the machine -- not the course 
 (``solutions/``, ``gradebook.db``, ``submitted/``, ``autograded/``), no home folder, no other
 student's files -- and nothing it writes outlives it: nbgrader, outside, writes the autograded
 notebook. It has no network (its own empty network namespace) and talks to the grader over ZMQ
-``ipc`` sockets in a private folder; it cannot see or signal the grader's processes (its own
-process namespace), and it gets limits on memory, processes and file size.
+``ipc`` sockets that it makes in its own ``/tmp``: the grader reaches them from outside through
+``/proc/<pid>/root`` (the sandbox's root, seen from outside; this works whether bwrap runs as
+root or not). So all it may write is in its size-limited ``/tmp``: what it sees of the grader's
+disk (a private folder with its connection file, the copy of the student's folder) is read-only.
+It cannot see or signal the grader's processes (its own process namespace), and it gets limits
+on memory, processes and file size.
 
 bubblewrap does the mounts and namespaces. When the grader runs as root, bwrap runs privileged
 and the kernel drops to a user id of its own with ``setpriv`` (util-linux): Linux does not
@@ -24,6 +28,7 @@ the limits (``prlimit``, util-linux) count only the processes inside it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -31,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +48,11 @@ MiB = 1024**2
 
 # Where the student's folder is mounted, read-only, for the kernel to copy into /tmp.
 SUBMISSION_MOUNT = "/run/submission"
+# The kernel's ZMQ sockets (kernel-1, kernel-2, ...), inside the sandbox: in its /tmp, which is
+# size-limited and thrown away, not in a folder of the grader's disk it could fill with files.
+SOCKETS_INSIDE = "/tmp/kernel"
+# How long bwrap may take to report the sandbox's process id, in seconds.
+SANDBOX_START_TIMEOUT = 30
 # What the kernel keeps of the grader's environment; everything else (tokens, the grader's paths)
 # is left out. PYTHONPATH stays so that the kernel imports the same autodiff_ref as the grader.
 KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION")
@@ -121,8 +132,8 @@ def sandbox_user() -> int | None:
 class SandboxedKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernel runs inside bubblewrap; see the module's docstring.
 
-    Each kernel gets a private folder on the grader's side (``runtime/``: connection file and ZMQ
-    sockets, mounted at the same path inside; ``submission/``: the copy of the student's folder),
+    Each kernel gets a private folder on the grader's side (``runtime/``: the connection file,
+    mounted read-only at the same path inside; ``submission/``: the copy of the student's folder),
     removed when the kernel's resources are cleaned up.
     """
 
@@ -143,7 +154,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         runtime = self._folder / "runtime"
         runtime.mkdir()
         self.connection_file = str(runtime / "kernel.json")
-        self.ip = str(runtime / "kernel")  # the ipc sockets are kernel-1, kernel-2, ...
+        # The kernel binds its sockets at this path in its own /tmp; once it runs, the grader's
+        # side connects to them through /proc (see _async_launch_kernel).
+        self.ip = SOCKETS_INSIDE
         student_folder = Path(kw.pop("cwd", None) or os.getcwd())
         submission = self._folder / "submission"
         # A symlink stays a symlink: it must not hand the kernel a file the grader can read.
@@ -174,6 +187,26 @@ class SandboxedKernelManager(AsyncKernelManager):
             await super()._async_launch_kernel(kernel_cmd, **kw)
         finally:
             os.close(self._info_fd)  # bwrap holds its own copy
+        # The connection file keeps the path inside; the grader's clients get the same sockets as
+        # seen from outside. (Written after the kernel reads the file, this is only for clients.)
+        self.ip = f"/proc/{await self._sandbox_pid()}/root{SOCKETS_INSIDE}"
+
+    async def _sandbox_pid(self) -> int:
+        """The process id of bwrap's first process in the sandbox, once bwrap has reported it."""
+        deadline = time.monotonic() + SANDBOX_START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                return json.loads(self._info_file.read_text())["child-pid"]
+            except (OSError, ValueError, KeyError):  # not written yet, or half written
+                if self.provisioner is None or self.provisioner.process.poll() is not None:
+                    raise RuntimeError("the grading sandbox (bwrap) ended before the kernel started") from None
+            await asyncio.sleep(0.01)
+        raise RuntimeError(f"the grading sandbox (bwrap) did not start within {SANDBOX_START_TIMEOUT} s")
+
+    def cleanup_ipc_files(self) -> None:
+        """Nothing to remove: the sockets are in the sandbox's /tmp, gone with it. (Removing them
+        through /proc/<pid>/root after the sandbox ended could reach another process's files if the
+        pid were reused.)"""
 
     def kernel_pid(self) -> int:
         """The kernel's process id, as the grader sees it: the first process that bwrap's first
@@ -224,7 +257,7 @@ def sandboxed_command(
         *_system_mounts(),
         *[["--ro-bind", folder, folder] for folder in _python_folders()],
         ["--proc", "/proc"], ["--dev", "/dev"],
-        ["--bind", runtime, runtime],
+        ["--ro-bind", runtime, runtime],
         ["--ro-bind", submission, SUBMISSION_MOUNT],
     ]
     command = [
