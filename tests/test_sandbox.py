@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -372,6 +373,21 @@ def _closed_to_others(path: Path) -> Path | None:
     return None
 
 
+def _opened(closed: dict[Path, Path], held: Path) -> str:
+    """Shell commands that, in a private mount namespace, put a tmpfs that everyone may pass through
+    over each closed folder, with the one entry under it on the way to its path bound back."""
+    commands = []
+    for number, (folder, path) in enumerate(closed.items()):
+        entry = path.relative_to(folder).parts[0]
+        original = held / str(number)
+        folder_, original_, entry_inside, entry_original = (
+            shlex.quote(str(p)) for p in (folder, original, folder / entry, original / entry))
+        commands += [f"mkdir -p {original_}", f"mount --bind {folder_} {original_}",
+                     f"mount -t tmpfs -o mode=755 tmpfs {folder_}", f"mkdir {entry_inside}",
+                     f"mount --bind {entry_original} {entry_inside}"]
+    return " && ".join(commands)
+
+
 def test_grading_works_as_a_user_other_than_root():
     """Run as root, the other tests here grade as root (bwrap privileged, the kernel under
     setpriv); this one grades as uid 65534, where bwrap makes a user namespace of its own."""
@@ -381,15 +397,18 @@ def test_grading_works_as_a_user_other_than_root():
         pytest.skip("setpriv (util-linux) is not installed, so the test cannot switch to another user")
     # Python itself and the course: a Python that cannot read its own installation falls back to
     # the system's standard library outside, and is not found at all inside the sandbox.
-    closed = [f"{closed} (on the way to {path})" for path in (Path(sys.executable).resolve(), REPO_ROOT)
-              if (closed := _closed_to_others(path))]
-    if closed:
-        pytest.skip(
-            f"uid {NOBODY} cannot reach this Python environment and course package: other users may not "
-            f"pass through {', '.join(closed)}. Put them where other users can read them to run this test."
-        )
     as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
     folder = Path(tempfile.mkdtemp(prefix="autodiff-nonroot-"))
+    # A root-only folder on the way (Python under /root/.pyenv, say) is opened in a mount
+    # namespace of the test's own, so that the machine's /root stays as it is.
+    closed = {closed: path for path in (Path(sys.executable).resolve(), REPO_ROOT)
+              if (closed := _closed_to_others(path))}
+    if closed:
+        if shutil.which("unshare") is None:
+            pytest.skip(f"uid {NOBODY} may not pass through {', '.join(map(str, closed))}, and unshare "
+                        "(util-linux), which would open them for this test alone, is not installed")
+        as_nobody = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                     _opened(closed, folder / "held") + ' && exec "$@"', "sh", *as_nobody]
     try:
         environment = dict(os.environ, HOME=str(folder), TMPDIR=str(folder), PYTHONPATH=str(REPO_ROOT))
         (folder / "student").mkdir()
