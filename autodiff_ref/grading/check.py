@@ -271,7 +271,13 @@ def with_instructor_tests(
     out of order or changed in kind.
     """
     from autodiff_ref.grading import static
-    from autodiff_ref.grading.preprocessors import is_fixed_cell, nbgrader_metadata, put_back_deleted, tampering
+    from autodiff_ref.grading.preprocessors import (
+        is_fixed_cell,
+        keep_only_handed_out_grading,
+        nbgrader_metadata,
+        put_back_deleted,
+        tampering,
+    )
 
     handed_out = copy.deepcopy(instructor)
     for cell in handed_out.cells:
@@ -286,21 +292,19 @@ def with_instructor_tests(
             f"course order or {fresh_copy}"
         )
     runnable = copy.deepcopy(learner)
+    # Graded cells, points and kinds of cell count only as the course handed them out, by the
+    # grader's own rule, so the two give the same points.
+    grading_changed = keep_only_handed_out_grading(runnable, instructor)
     for grade_id in deleted:
         put_back_deleted(runnable, handed_out, grade_id)
-    # What grading refuses to run, check refuses too, so the two give the same points.
+    # What grading refuses to run, check refuses too.
     flagged = static.findings(learner, instructor)
     static.refuse(runnable, instructor, flagged)
     fixed = {nbgrader_metadata(cell)["grade_id"]: cell for cell in instructor.cells if is_fixed_cell(cell)}
-    graded = graded_points(instructor)
-    not_counted = []
     for cell in runnable.cells:
         meta = nbgrader_metadata(cell)
         original = fixed.get(meta.get("grade_id"))
         if original is None:
-            if meta.get("grade") and meta.get("grade_id") not in graded:
-                not_counted.append(meta.get("grade_id", "(without grade_id)"))
-                meta["grade"] = False  # it runs as the learner's code, and scores nothing
             continue
         if cell.cell_type != original.cell_type:
             raise CheckError(
@@ -317,10 +321,7 @@ def with_instructor_tests(
     ]
     notes += [f"you changed cell {grade_id}; the course's version ran instead" for grade_id in edited]
     notes += [f"cell {grade_id} was missing; the course's version was put back and ran" for grade_id in deleted]
-    notes += [
-        f"cell {grade_id} is marked graded in your notebook but is not a test of the course's "
-        "version: it ran as your own code and counts for nothing" for grade_id in not_counted
-    ]
+    notes += grading_changed
     notes += [f"{finding} (not run, as in grading: its exercise scores 0)" for finding in flagged]
     return runnable, notes
 
