@@ -345,12 +345,24 @@ KERNEL_ARGUMENTS = [
     # talks over local TCP would only alarm a learner.
     "--InlineBackend.figure_formats=set()", "--IPKernelApp.log_level=ERROR",
     "--HistoryManager.hist_file=:memory:",  # as nbclient starts a kernel: no history file written
-    # Every notebook imports these first (half a second of CPU): the kernel imports them while it
-    # boots, on another core than the one preparing the notebook. No name is left bound, so a
-    # notebook that forgot an import fails here as it does in grading; and autodiff_ref is left
-    # to the notebook, so the grader's snapshot of it is taken as in grading.
-    "--IPKernelApp.exec_lines=import numpy, matplotlib.pyplot; del numpy, matplotlib",
+    # Every notebook imports numpy and matplotlib first, and the grader's guard imports
+    # autodiff_ref.testing and numpy.testing before the first cell (integrity.snapshot): about a
+    # second of CPU that the kernel spends while it boots, on another core than the one preparing
+    # the notebook. The guard then finds the same modules loaded as in grading, so it guards the
+    # same ones. No name is left bound, so a notebook that forgot an import fails here as it
+    # does in grading.
+    "--IPKernelApp.exec_lines=import numpy, matplotlib.pyplot, numpy.testing, autodiff_ref.testing; "
+    "del numpy, matplotlib, autodiff_ref",
 ]
+
+
+def kernel_environment() -> dict[str, str]:
+    """This environment with one BLAS thread unless it names a number, as the grading sandbox
+    gives its kernels: the numbers then come out as in grading, and on a busy machine (or in
+    ``progress``, a notebook per core) no BLAS thread waits for a core that another one holds."""
+    from autodiff_ref.grading.sandbox import ONE_THREAD
+
+    return {**os.environ, **{name: os.environ.get(name, value) for name, value in ONE_THREAD.items()}}
 
 
 def start_kernel(folder: Path):
@@ -359,7 +371,7 @@ def start_kernel(folder: Path):
     from jupyter_client.manager import AsyncKernelManager
 
     kernel = AsyncKernelManager(kernel_name="python3")
-    run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder))
+    run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder), env=kernel_environment())
     return kernel
 
 
