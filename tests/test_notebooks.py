@@ -6,8 +6,8 @@
   `python3` with the metadata JupyterLab writes for it (else opening a notebook marks it as
   changed), unique grade_ids, every graded cell worth points > 0, and the first markdown cell
   stating the total as `**Total: N points**` with N the sum of the graded cells' points.
-- In a test cell with hidden tests the visible part passes `hidden=True` (to `passed` or to a
-  check), so its ✓ says hidden checks run at grading.
+- Code lines are at most 90 columns wide, and in a test cell with hidden tests the visible part
+  passes `hidden=True` (to `passed` or to a check), so its ✓ says hidden checks run at grading.
 - Solutions: every code solution cell holds `### BEGIN SOLUTION` / `### END SOLUTION`; solution
   and hidden-test markers appear only in the cells nbgrader expects them in.
 - Solutions run top to bottom in a fresh kernel without an error, within 60 s (120 s for
@@ -192,6 +192,21 @@ def test_solution_and_hidden_test_markers(path):
             problems.append(f"{label} has solution markers but is not a solution cell")
         if "BEGIN HIDDEN TESTS" in source and not is_test_cell(cell):
             problems.append(f"{label} has hidden tests but is not an autograded test cell")
+    report(problems)
+
+
+# Wider lines need a horizontal scroll bar in JupyterLab at a laptop's width.
+MAX_CODE_COLUMNS = 90
+
+
+@each(ALL_NOTEBOOKS)
+def test_code_fits_a_notebooks_width(path):
+    problems = [
+        f"{cell_label(index, cell)} line {number} is {len(line)} columns wide (at most "
+        f"{MAX_CODE_COLUMNS}): {line.strip()[:60]}..."
+        for index, cell in enumerate(read_notebook(path).cells) if cell.cell_type == "code"
+        for number, line in enumerate(cell.source.split("\n"), start=1) if len(line) > MAX_CODE_COLUMNS
+    ]
     report(problems)
 
 
