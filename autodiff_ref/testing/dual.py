@@ -344,7 +344,8 @@ def check_dual_arithmetic(
     expressions in x, y (Duals) and k (a plain number on either side) are evaluated on inputs of
     ``shape`` (``()``: Python floats; else NumPy arrays, elementwise). The value must match plain NumPy, the tangent the reference
     ``autodiff_ref.forward.Dual`` and central differences. ``dual_class(value, tangent)`` must
-    build a Dual with attributes ``.value`` and ``.tangent``. ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
+    build a Dual with attributes ``.value`` and ``.tangent``.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     unknown = [op for op in ops if op not in ARITHMETIC_OPS]
     if unknown:
@@ -446,7 +447,8 @@ def check_dual_function(
     ``x = a + bε`` the Dual ``f(a) + f'(a)·b·ε``. Tangents are compared with the reference
     ``autodiff_ref.forward.<name>`` and with central differences, with ``b = 1`` and with
     ``b != 1`` (which is where a forgotten chain-rule factor shows). ``shape`` as in
-    :func:`check_dual_arithmetic`. ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
+    :func:`check_dual_arithmetic`.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     if name not in ELEMENTARY_DOMAINS:
         raise ValueError(f"unknown function {name!r}: choose from {sorted(ELEMENTARY_DOMAINS)}")
@@ -548,7 +550,8 @@ def check_derivative(
     that shape (a single number is accepted where every element has the same derivative).
     Cases include x used more than once, the identity, and a constant function that returns a
     plain number (its derivative is 0). Results are compared with the reference
-    ``autodiff_ref.forward.derivative`` and with central differences. ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
+    ``autodiff_ref.forward.derivative`` and with central differences.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     with own_work("derivative", derivative_fn, reference.derivative):
         rng = np.random.default_rng(seed)
@@ -711,7 +714,8 @@ def check_jacobian_forward(
     and non-square Jacobians, one output, one input, and x used twice. The result must match
     the reference ``autodiff_ref.forward.jacobian_forward`` and a numeric Jacobian (central
     differences), and f must have been evaluated on dual numbers, once per input (one more
-    pass is allowed). ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
+    pass is allowed).
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     with own_work("jacobian_forward", jacobian_fn, reference.jacobian_forward):
         rng = np.random.default_rng(seed)

@@ -654,7 +654,8 @@ def check_function(
     gradient is built from. ``forward`` must not change its inputs in place, nor ``backward``
     ``out_grad``, the inputs or ``node``. ``domain`` is where
     inputs are drawn (``"real"``, ``"positive"``, ``"unit"``; one for all inputs or one each),
-    by default :data:`DOMAINS` of the reference op, else ``"real"``. ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
+    by default :data:`DOMAINS` of the reference op, else ``"real"``.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     kwargs = dict(kwargs or {})
     if isinstance(op_class, Function):
@@ -800,7 +801,8 @@ def check_unbroadcast(
 
     The result must be a Tensor of ``shape``: ``grad`` summed over the leading axes broadcasting
     added and over the axes where ``shape`` has 1 but ``grad`` has more, built from ``grad`` with
-    Tensor operations. ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
+    Tensor operations.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     with own_work("unbroadcast", unbroadcast, ops.unbroadcast):
         rng = np.random.default_rng(seed)
