@@ -6,6 +6,8 @@
   `python3` with the metadata JupyterLab writes for it (else opening a notebook marks it as
   changed), unique grade_ids, every graded cell worth points > 0, and the first markdown cell
   stating the total as `**Total: N points**` with N the sum of the graded cells' points.
+- Code lines are at most 90 columns wide, and in a test cell with hidden tests the visible part
+  passes `hidden=True` (to `passed` or to a check), so its ✓ says hidden checks run at grading.
 - Solutions: every code solution cell holds `### BEGIN SOLUTION` / `### END SOLUTION`; solution
   and hidden-test markers appear only in the cells nbgrader expects them in.
 - Solutions run top to bottom in a fresh kernel without an error, within 60 s (120 s for
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from autodiff_ref.grading.check import released_source
 
 from notebook_tools import (
     COURSE_DIR,
@@ -188,6 +192,33 @@ def test_solution_and_hidden_test_markers(path):
             problems.append(f"{label} has solution markers but is not a solution cell")
         if "BEGIN HIDDEN TESTS" in source and not is_test_cell(cell):
             problems.append(f"{label} has hidden tests but is not an autograded test cell")
+    report(problems)
+
+
+# Wider lines need a horizontal scroll bar in JupyterLab at a laptop's width.
+MAX_CODE_COLUMNS = 90
+
+
+@each(ALL_NOTEBOOKS)
+def test_code_fits_a_notebooks_width(path):
+    problems = [
+        f"{cell_label(index, cell)} line {number} is {len(line)} columns wide (at most "
+        f"{MAX_CODE_COLUMNS}): {line.strip()[:60]}..."
+        for index, cell in enumerate(read_notebook(path).cells) if cell.cell_type == "code"
+        for number, line in enumerate(cell.source.split("\n"), start=1) if len(line) > MAX_CODE_COLUMNS
+    ]
+    report(problems)
+
+
+@each(SOLUTION_NOTEBOOKS)
+def test_a_visible_pass_with_hidden_siblings_says_so(path):
+    # The learner's copy has the cell without its hidden tests: a ✓ printed there must say that
+    # hidden checks run at grading (passed(..., hidden=True), or a check given hidden=True).
+    problems = [
+        f"{cell_label(index, cell)} has hidden tests, but nothing outside them passes hidden=True"
+        for index, cell in enumerate(read_notebook(path).cells)
+        if "BEGIN HIDDEN TESTS" in cell.source and "hidden=True" not in released_source(cell.source)
+    ]
     report(problems)
 
 

@@ -157,3 +157,13 @@ def test_a_pass_where_the_hidden_tests_ran_says_nothing_more(capsys, tmp_path):
     source = '### BEGIN HIDDEN TESTS\nx = 1\n### END HIDDEN TESTS\npassed("add is right", hidden=True)\n'
     run_as_cell(source, str(tmp_path / "graded_cell.py"))
     assert capsys.readouterr().out.splitlines() == ["✓ add is right"]
+
+
+def test_the_note_comes_once_per_run_of_a_cell_however_many_checks_pass(capsys, tmp_path):
+    source = 'def check(name):\n    passed(name, hidden=True)\ncheck("add is right")\ncheck("mul is right")\n'
+    cell = str(tmp_path / "released_cell.py")
+    run_as_cell(source, cell)
+    run_as_cell(source, cell)  # run again: its output is new, so it says it again
+    once = ["✓ add is right", HIDDEN_TESTS_NOTE, "✓ mul is right"]
+    assert capsys.readouterr().out.splitlines() == once + once
+

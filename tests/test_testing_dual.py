@@ -23,6 +23,7 @@ from autodiff_ref.testing import (
     check_dual_function,
     check_jacobian_forward,
 )
+from autodiff_ref.testing.core import HIDDEN_TESTS_NOTE
 
 
 def written_copy(module) -> SimpleNamespace:
@@ -188,6 +189,22 @@ def test_jacobians_pass(capsys):
     check_jacobian_forward(learner_jacobian)
     check_jacobian_forward(typed_in.jacobian_forward, seed=7)
     assert capsys.readouterr().out.count("✓") == 2
+
+
+def test_each_check_says_when_hidden_checks_run_at_grading_once_per_cell(capsys):
+    # This test function stands for a test cell of the learner's copy: no hidden tests in it.
+    check_dual_arithmetic(LearnerDual, ("+",), hidden=True)
+    check_dual_function(learner_exp, "exp", LearnerDual, hidden=True)
+    check_derivative(learner_derivative, hidden=True)
+    check_jacobian_forward(learner_jacobian, hidden=True)
+    first, note, *others = capsys.readouterr().out.splitlines()
+    assert first.startswith("✓ Dual +") and note == HIDDEN_TESTS_NOTE
+    assert [line.split()[:2] for line in others] == [["✓", "exp"], ["✓", "derivative:"], ["✓", "jacobian_forward:"]]
+
+
+def test_without_hidden_siblings_a_check_says_nothing_of_them(capsys):
+    check_dual_arithmetic(LearnerDual, ("+",))
+    assert HIDDEN_TESTS_NOTE not in capsys.readouterr().out
 
 
 def test_a_scalar_derivative_is_accepted_where_every_element_has_it():

@@ -17,6 +17,7 @@ import pytest
 
 from autodiff_ref import Function, Tensor, ops
 from autodiff_ref.testing import CheckFailure, check_function, check_unbroadcast
+from autodiff_ref.testing.core import HIDDEN_TESTS_NOTE
 
 
 def failure(op, shapes, **options) -> str:
@@ -169,6 +170,17 @@ OTHER_RIGHT_CASES = [
      [(3, 4)], {"axis": 1}),
     (ops.Sum, lambda self, g, node: (g.reshape(3, 1) * Tensor(np.ones((3, 4))),), [(3, 4)], {"axis": 1}),
 ]
+
+
+def test_each_check_says_when_hidden_checks_run_at_grading_once_per_cell(capsys):
+    # This test function stands for a test cell of the learner's copy: no hidden tests in it.
+    for shapes in ([(2, 3), (3,)], [(4, 1), (1, 3)]):
+        check_function(Mul, shapes, hidden=True)
+    check_unbroadcast(learner_unbroadcast, hidden=True)
+    first, note, *others = capsys.readouterr().out.splitlines()
+    assert first.startswith("✓ Mul") and note == HIDDEN_TESTS_NOTE
+    assert [line.split(":")[0] for line in others] == ["✓ Mul", "✓ unbroadcast sums over added and stretched axes"]
+
 
 
 @pytest.mark.parametrize(

@@ -271,7 +271,13 @@ def with_instructor_tests(
     out of order or changed in kind.
     """
     from autodiff_ref.grading import static
-    from autodiff_ref.grading.preprocessors import is_fixed_cell, nbgrader_metadata, put_back_deleted, tampering
+    from autodiff_ref.grading.preprocessors import (
+        is_fixed_cell,
+        keep_only_handed_out_grading,
+        nbgrader_metadata,
+        put_back_deleted,
+        tampering,
+    )
 
     handed_out = copy.deepcopy(instructor)
     for cell in handed_out.cells:
@@ -286,21 +292,19 @@ def with_instructor_tests(
             f"course order or {fresh_copy}"
         )
     runnable = copy.deepcopy(learner)
+    # Graded cells, points and kinds of cell count only as the course handed them out, by the
+    # grader's own rule, so the two give the same points.
+    grading_changed = keep_only_handed_out_grading(runnable, instructor)
     for grade_id in deleted:
         put_back_deleted(runnable, handed_out, grade_id)
-    # What grading refuses to run, check refuses too, so the two give the same points.
+    # What grading refuses to run, check refuses too.
     flagged = static.findings(learner, instructor)
     static.refuse(runnable, instructor, flagged)
     fixed = {nbgrader_metadata(cell)["grade_id"]: cell for cell in instructor.cells if is_fixed_cell(cell)}
-    graded = graded_points(instructor)
-    not_counted = []
     for cell in runnable.cells:
         meta = nbgrader_metadata(cell)
         original = fixed.get(meta.get("grade_id"))
         if original is None:
-            if meta.get("grade") and meta.get("grade_id") not in graded:
-                not_counted.append(meta.get("grade_id", "(without grade_id)"))
-                meta["grade"] = False  # it runs as the learner's code, and scores nothing
             continue
         if cell.cell_type != original.cell_type:
             raise CheckError(
@@ -317,10 +321,7 @@ def with_instructor_tests(
     ]
     notes += [f"you changed cell {grade_id}; the course's version ran instead" for grade_id in edited]
     notes += [f"cell {grade_id} was missing; the course's version was put back and ran" for grade_id in deleted]
-    notes += [
-        f"cell {grade_id} is marked graded in your notebook but is not a test of the course's "
-        "version: it ran as your own code and counts for nothing" for grade_id in not_counted
-    ]
+    notes += grading_changed
     notes += [f"{finding} (not run, as in grading: its exercise scores 0)" for finding in flagged]
     return runnable, notes
 
@@ -340,16 +341,30 @@ def without_duplicate_ids(notebook: NotebookNode) -> tuple[NotebookNode, list[st
 
 
 KERNEL_ARGUMENTS = [
-    # No figures are drawn (the table is all a check prints), and the kernel's warning that it
-    # talks over local TCP would only alarm a learner.
-    "--InlineBackend.figure_formats=set()", "--IPKernelApp.log_level=ERROR",
+    # No figures are drawn (the table is all a check prints): only the text form of a cell's
+    # value is made, not the picture of a matplotlib figure or of draw_graph's (a fifth of a
+    # second of CPU each). The kernel's warning that it talks over local TCP would only alarm a
+    # learner.
+    "--DisplayFormatter.active_types=['text/plain']", "--IPKernelApp.log_level=ERROR",
     "--HistoryManager.hist_file=:memory:",  # as nbclient starts a kernel: no history file written
-    # Every notebook imports these first (half a second of CPU): the kernel imports them while it
-    # boots, on another core than the one preparing the notebook. No name is left bound, so a
-    # notebook that forgot an import fails here as it does in grading; and autodiff_ref is left
-    # to the notebook, so the grader's snapshot of it is taken as in grading.
-    "--IPKernelApp.exec_lines=import numpy, matplotlib.pyplot; del numpy, matplotlib",
+    # Every notebook imports numpy and matplotlib first, and the grader's guard imports
+    # autodiff_ref.testing and numpy.testing before the first cell (integrity.snapshot): about a
+    # second of CPU that the kernel spends while it boots, on another core than the one preparing
+    # the notebook. The guard then finds the same modules loaded as in grading, so it guards the
+    # same ones. No name is left bound, so a notebook that forgot an import fails here as it
+    # does in grading.
+    "--IPKernelApp.exec_lines=import numpy, matplotlib.pyplot, numpy.testing, autodiff_ref.testing; "
+    "del numpy, matplotlib, autodiff_ref",
 ]
+
+
+def kernel_environment() -> dict[str, str]:
+    """This environment with one BLAS thread unless it names a number, as the grading sandbox
+    gives its kernels: the numbers then come out as in grading, and on a busy machine (or in
+    ``progress``, a notebook per core) no BLAS thread waits for a core that another one holds."""
+    from autodiff_ref.grading.sandbox import ONE_THREAD
+
+    return {**os.environ, **{name: os.environ.get(name, value) for name, value in ONE_THREAD.items()}}
 
 
 def start_kernel(folder: Path):
@@ -358,17 +373,20 @@ def start_kernel(folder: Path):
     from jupyter_client.manager import AsyncKernelManager
 
     kernel = AsyncKernelManager(kernel_name="python3")
-    run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder))
+    run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder), env=kernel_environment())
     return kernel
 
 
 async def _shut_down(kernel) -> None:
-    # A shutdown request, and no interrupt before it as jupyter_client's shutdown_kernel() sends:
-    # an interrupt that lands while the kernel is still finishing its last message makes it log
-    # "KeyboardInterrupt caught in kernel" into the learner's terminal.
-    if await kernel.is_alive():
-        await kernel.request_shutdown()
-        await kernel.finish_shutdown()
+    # Once the notebook has run, nothing in the kernel is left to keep (its outputs are in, its
+    # files are in the scratch folder), so it is stopped at once: a shutdown request would wait
+    # for the interpreter's own teardown, a few tenths of a second of every check. No interrupt
+    # before it, as jupyter_client's shutdown_kernel() sends: one that lands while the kernel is
+    # still finishing its last message makes it log "KeyboardInterrupt caught in kernel" into
+    # the learner's terminal; a kill logs nothing.
+    if kernel.has_kernel:
+        await kernel.provisioner.kill()
+        await kernel.provisioner.wait()
     await kernel.cleanup_resources()
 
 

@@ -192,29 +192,51 @@ def passed(message: str, *, hidden: bool = False) -> None:
 
     ``hidden=True`` in a test cell that has hidden tests: where they were cut out (the learner's
     copy of the notebook) the ✓ line adds that hidden checks run at grading and how to run them
-    now; where they ran (``nbgrader autograde``, ``autodiff-course check``) it does not.
+    now, once per run of the cell however many checks in it pass; where they ran
+    (``nbgrader autograde``, ``autodiff-course check``) it does not.
 
     Inside :func:`own_work`, a check whose learner code called the reference implementation fails
     here instead, so the learner never sees a ✓ line for work that is not theirs.
     """
+    global _HIDDEN_NOTE_SHOWN_IN
     if _ACTIVE and _ACTIVE[-1].finding is not None:
         raise _ACTIVE[-1].failure()
     print(f"✓ {message}")
-    if hidden and not _hidden_tests_in_calling_cell(sys._getframe(1)):
+    if not hidden:
+        return
+    cell = _calling_cell(sys._getframe(1))
+    if cell is None:
         print(HIDDEN_TESTS_NOTE)
+    elif cell is not _HIDDEN_NOTE_SHOWN_IN and not _has_hidden_tests(cell):
+        print(HIDDEN_TESTS_NOTE)
+        _HIDDEN_NOTE_SHOWN_IN = cell
 
 
-def _hidden_tests_in_calling_cell(frame: FrameType | None) -> bool:
-    """Whether the cell (the nearest learner-code frame) that called has a hidden-tests block.
+# The run of a cell (its outermost frame) whose output already has HIDDEN_TESTS_NOTE. Held, not
+# just its id, so that no later run can be given the same frame object while this one is kept.
+_HIDDEN_NOTE_SHOWN_IN: FrameType | None = None
+
+
+def _calling_cell(frame: FrameType | None) -> FrameType | None:
+    """The frame of the cell run (the outermost frame of the nearest learner code) that called;
+    None when no learner code called."""
+    while frame is not None and not _is_learner_code(frame.f_code):
+        frame = frame.f_back
+    # A check called from a function the cell defines: still the cell's run.
+    while frame is not None and frame.f_back is not None and (
+        frame.f_back.f_code.co_filename == frame.f_code.co_filename
+    ):
+        frame = frame.f_back
+    return frame
+
+
+def _has_hidden_tests(cell: FrameType) -> bool:
+    """Whether the cell running in ``cell`` has a hidden-tests block.
 
     IPython keeps each cell's source in ``linecache`` under the cell's file name; the graders
     run test cells with their ``### BEGIN HIDDEN TESTS`` marker, the learner's copy has none.
     """
-    while frame is not None and not _is_learner_code(frame.f_code):
-        frame = frame.f_back
-    if frame is None:
-        return False
-    return bool(HIDDEN_TESTS_BEGIN.search("".join(linecache.getlines(frame.f_code.co_filename))))
+    return bool(HIDDEN_TESTS_BEGIN.search("".join(linecache.getlines(cell.f_code.co_filename))))
 
 
 def as_shapes(shapes: Iterable[Any]) -> list[tuple[int, ...]]:

@@ -335,6 +335,7 @@ def check_dual_arithmetic(
     *,
     shape: tuple[int, ...] = (),
     seed: int = 0,
+    hidden: bool = False,
 ) -> None:
     """Check a learner's dual-number class on ``+ - * / **`` and unary ``-``.
 
@@ -344,6 +345,7 @@ def check_dual_arithmetic(
     ``shape`` (``()``: Python floats; else NumPy arrays, elementwise). The value must match plain NumPy, the tangent the reference
     ``autodiff_ref.forward.Dual`` and central differences. ``dual_class(value, tangent)`` must
     build a Dual with attributes ``.value`` and ``.tangent``.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     unknown = [op for op in ops if op not in ARITHMETIC_OPS]
     if unknown:
@@ -358,7 +360,8 @@ def check_dual_arithmetic(
             _check_arithmetic_case(dual_class, case, a, b, c, d)
         names = ", ".join("unary -" if op == "neg" else op for op in ops)
         where = "" if shape == () else f" on arrays of shape {shape}"
-        passed(f"Dual {names}: {len(cases)} expressions{where} match the reference and central differences")
+        passed(f"Dual {names}: {len(cases)} expressions{where} match the reference and central differences",
+               hidden=hidden)
 
 
 def _check_arithmetic_case(dual_class: type, case: _ArithmeticCase, a: Any, b: Any, c: Any, d: Any) -> None:
@@ -436,6 +439,7 @@ def check_dual_function(
     *,
     shape: tuple[int, ...] = (),
     seed: int = 0,
+    hidden: bool = False,
 ) -> None:
     """Check a learner's elementary function ``name`` (exp, log, sin, cos, tanh, sqrt) on Duals.
 
@@ -444,6 +448,7 @@ def check_dual_function(
     ``autodiff_ref.forward.<name>`` and with central differences, with ``b = 1`` and with
     ``b != 1`` (which is where a forgotten chain-rule factor shows). ``shape`` as in
     :func:`check_dual_arithmetic`.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     if name not in ELEMENTARY_DOMAINS:
         raise ValueError(f"unknown function {name!r}: choose from {sorted(ELEMENTARY_DOMAINS)}")
@@ -483,7 +488,8 @@ def check_dual_function(
                 value_mistakes = [(plain(b), f"the value should be {name}(x.value), not {name}(x.tangent).")]
             _check_result(description, result, expected.value, expected.tangent, numeric, value_mistakes, tangent_mistakes)
         where = "numbers" if shape == () else f"arrays of shape {shape}"
-        passed(f"{name} on plain {where} and on Duals (tangent 1 and not 1) matches the reference and central differences")
+        passed(f"{name} on plain {where} and on Duals (tangent 1 and not 1) matches the reference and central differences",
+               hidden=hidden)
 
 
 # --- derivative -------------------------------------------------------------------------------
@@ -534,7 +540,9 @@ def _tangent_with(dual_class: type | None, f: Callable[[Any], Any], x: Any, tang
         return np.nan
 
 
-def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tuple[int, ...] = (), seed: int = 0) -> None:
+def check_derivative(
+    derivative_fn: Callable[[Callable], Callable], *, shape: tuple[int, ...] = (), seed: int = 0, hidden: bool = False
+) -> None:
     """Check a learner's ``derivative(f)``, which returns the function x -> f'(x).
 
     The functions use only arithmetic, so they run on whatever Dual class ``derivative``
@@ -543,6 +551,7 @@ def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tu
     Cases include x used more than once, the identity, and a constant function that returns a
     plain number (its derivative is 0). Results are compared with the reference
     ``autodiff_ref.forward.derivative`` and with central differences.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     with own_work("derivative", derivative_fn, reference.derivative):
         rng = np.random.default_rng(seed)
@@ -590,7 +599,8 @@ def check_derivative(derivative_fn: Callable[[Callable], Callable], *, shape: tu
             assert_close(got, numeric, f"The result of {description}, compared with central differences,",
                          atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
         where = "numbers" if shape == () else f"arrays of shape {shape}"
-        passed(f"derivative: {len(DERIVATIVE_CASES)} functions on {where} match the reference and central differences")
+        passed(f"derivative: {len(DERIVATIVE_CASES)} functions on {where} match the reference and central differences",
+               hidden=hidden)
 
 
 # --- jacobian_forward -------------------------------------------------------------------------
@@ -695,7 +705,9 @@ def _jacobian_hint(got: Any, expected: np.ndarray, seeds: list[np.ndarray]) -> s
     return None
 
 
-def check_jacobian_forward(jacobian_fn: Callable[[Callable, np.ndarray], Any], *, seed: int = 0) -> None:
+def check_jacobian_forward(
+    jacobian_fn: Callable[[Callable, np.ndarray], Any], *, seed: int = 0, hidden: bool = False
+) -> None:
     """Check a learner's ``jacobian_forward(f, x)``: the (m, n) Jacobian of f: R^n -> R^m.
 
     The functions use matrices, ``@``, elementwise arithmetic and plain numbers, with square
@@ -703,6 +715,7 @@ def check_jacobian_forward(jacobian_fn: Callable[[Callable, np.ndarray], Any], *
     the reference ``autodiff_ref.forward.jacobian_forward`` and a numeric Jacobian (central
     differences), and f must have been evaluated on dual numbers, once per input (one more
     pass is allowed).
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     with own_work("jacobian_forward", jacobian_fn, reference.jacobian_forward):
         rng = np.random.default_rng(seed)
@@ -734,4 +747,4 @@ def check_jacobian_forward(jacobian_fn: Callable[[Callable, np.ndarray], Any], *
             assert_close(got, _numeric_jacobian(f, x), f"The Jacobian from {description}, compared with central differences,",
                          atol=NUMERIC_ATOL, rtol=NUMERIC_RTOL)
         passed("jacobian_forward: 6 functions (square, wide, tall, one input, one output) match the reference "
-               "and central differences")
+               "and central differences", hidden=hidden)

@@ -638,6 +638,7 @@ def check_function(
     seed: int = 0,
     atol: float = ATOL,
     rtol: float = RTOL,
+    hidden: bool = False,
 ) -> None:
     """Check a learner's ``Function`` subclass: its forward, and its backward on every input.
 
@@ -654,6 +655,7 @@ def check_function(
     ``out_grad``, the inputs or ``node``. ``domain`` is where
     inputs are drawn (``"real"``, ``"positive"``, ``"unit"``; one for all inputs or one each),
     by default :data:`DOMAINS` of the reference op, else ``"real"``.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     kwargs = dict(kwargs or {})
     if isinstance(op_class, Function):
@@ -744,7 +746,8 @@ def check_function(
             _compare(case, got_grad, numeric[i], what, lambda: _gradient_hint(case, i, got_grad))
             _require_graph(grad, what, "out_grad")
             _require_inputs(grad, what, inputs, needed[i], names)
-        passed(f"{label}: forward matches {reference_op.description}, backward matches numeric gradients ({shown})")
+        passed(f"{label}: forward matches {reference_op.description}, backward matches numeric gradients ({shown})",
+               hidden=hidden)
 
 
 def _unbroadcast_recipe(grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> str:
@@ -792,12 +795,14 @@ def check_unbroadcast(
     unbroadcast: Callable[[Tensor, tuple[int, ...]], Tensor],
     cases: Sequence[tuple[tuple[int, ...], tuple[int, ...]]] = UNBROADCAST_CASES,
     seed: int = 0,
+    hidden: bool = False,
 ) -> None:
     """Check a learner's ``unbroadcast(grad, shape)`` on each ``(grad shape, shape)`` of ``cases``.
 
     The result must be a Tensor of ``shape``: ``grad`` summed over the leading axes broadcasting
     added and over the axes where ``shape`` has 1 but ``grad`` has more, built from ``grad`` with
     Tensor operations.
+    ``hidden=True`` in a test cell with hidden tests: see :func:`passed`.
     """
     with own_work("unbroadcast", unbroadcast, ops.unbroadcast):
         rng = np.random.default_rng(seed)
@@ -813,4 +818,4 @@ def check_unbroadcast(
                 assert_close(got, expected, what, hint=_unbroadcast_hint(grad_shape, shape, got))
             _require_graph(result, what, "grad")
         shown = ", ".join(f"{g} -> {s}" for g, s in cases)
-        passed(f"unbroadcast sums over added and stretched axes: {shown}")
+        passed(f"unbroadcast sums over added and stretched axes: {shown}", hidden=hidden)
