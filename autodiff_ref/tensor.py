@@ -766,17 +766,22 @@ class _SavedArray(np.ndarray):
         if not self.flags.writeable:
             raise _changed_in_place(self.tensor)
 
-    def __setitem__(self, index: Any, value: Any) -> None:
-        self._refuse_if_read_only()
-        super().__setitem__(index, value)
+    def _writing(method: Callable[..., Any]) -> Callable[..., Any]:
+        """An ndarray method that writes in place, refusing first when the array is kept."""
 
-    def fill(self, value: Any) -> None:
-        self._refuse_if_read_only()
-        super().fill(value)
+        @functools.wraps(method)
+        def write(self: _SavedArray, *args: Any, **kwargs: Any) -> Any:
+            self._refuse_if_read_only()
+            return method(self, *args, **kwargs)
 
-    def sort(self, *args: Any, **kwargs: Any) -> None:
-        self._refuse_if_read_only()
-        super().sort(*args, **kwargs)
+        return write
+
+    __setitem__ = _writing(np.ndarray.__setitem__)
+    fill = _writing(np.ndarray.fill)
+    sort = _writing(np.ndarray.sort)
+    partition = _writing(np.ndarray.partition)
+    put = _writing(np.ndarray.put)
+    del _writing
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         # t.data += 1, np.add(a, b, out=t.data) and the other ufuncs, each with its result plain

@@ -1,7 +1,7 @@
 """Changes in place between a recorded forward and its backward (issue #18, item 3): each route
 raises at once, with a message that names the tensor and the op that keeps it, where the
-backward would otherwise give wrong gradients without a word. PyTorch raises too (at backward);
-its numbers are the reference where a change is allowed."""
+backward would otherwise give wrong gradients without a word. PyTorch raises too, at backward
+(tests/test_against_torch.py compares the two)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ WRITES = {
     "ufunc out=": lambda a: np.add(a, 1.0, out=a),
     "copyto": lambda a: np.copyto(a, 5.0),
     "fill": lambda a: a.fill(5.0),
+    "sort": lambda a: a.sort(),
+    "put": lambda a: a.put([0], 5.0),
+    "np.put": lambda a: np.put(a, [0], 5.0),
     "through a slice taken after the op": lambda a: a[:1].__setitem__(0, 5.0),
 }
 
