@@ -205,7 +205,9 @@ class Tensor:
         raise an error naming the tensor and the op; the library itself reads ``_data``.
         """
         array = self._data
-        if array.flags.writeable:
+        # Whatever was stored is handed back, even what is no array (a learner's p.data = p - g,
+        # which the optimizer checks then explain).
+        if type(array) is not np.ndarray or array.flags.writeable:
             return array
         view = array.view(_SavedArray)
         view.tensor = self
@@ -215,6 +217,8 @@ class Tensor:
     def data(self, array: np.ndarray) -> None:
         # A new array is not a change in place: allowed, as in PyTorch. But while an op keeps this
         # tensor, its backward reads the new array, so that one is kept read-only in turn.
+        # (The engine computes on plain arrays: x.data = y.data stores the array under y's view.)
+        array = _plain(array)
         if self._saved_by is not None and array is not self._data:
             _lock(array)
         self._data = array

@@ -162,6 +162,16 @@ def test_a_new_array_is_allowed_but_is_kept_in_its_turn():
     assert x.grad.tolist() == [6.0]
 
 
+def test_a_kept_array_assigned_to_another_tensor_is_stored_plain_and_stays_read_only():
+    x = Tensor([2.0], requires_grad=True)
+    y = x.exp()
+    z = Tensor([0.0], requires_grad=True)
+    z.data = y.data
+    assert type(z._data) is np.ndarray  # the engine computes on plain arrays
+    with pytest.raises(ValueError, match="read-only"):
+        z.data[0] = 1.0  # still Exp's output underneath
+
+
 def test_grad_of_grad_leaves_its_argument_writable():
     x = Tensor([1.5], requires_grad=True)
     second = grad(lambda t: grad(lambda u: (u * u * u).sum())(t).sum())(x)
