@@ -11,6 +11,10 @@ the stretched axes, so its gradient is the sum over those axes: :func:`unbroadca
 The fused ops :class:`Affine` and ``nn.CrossEntropy`` exist for speed, and their backward has
 a second path: in a plain backward pass, which records nothing, it works on the arrays directly.
 
+Where a backward needs an input's values as an array (a mask, a sign), it reads ``a._data``, the
+array itself: ``a.data`` would hand out a read-only view (see ``Tensor.data``), which NumPy
+computes on more slowly.
+
 A backward may return ``None`` for an input that does not require grad (data, a constant, a
 mask). Mul, Div, Pow, MatMul and Affine do: there a gradient nobody asked for costs as much as
 the forward.
