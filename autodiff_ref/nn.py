@@ -65,7 +65,7 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=True, dtype=dtype)
 
     def __repr__(self) -> str:
-        return f"Parameter({np.array2string(self.data, separator=', ', prefix='Parameter(')})"
+        return f"Parameter({np.array2string(self._data, separator=', ', prefix='Parameter(')})"
 
 
 class Module:
@@ -133,7 +133,7 @@ class Module:
 
         Plain NumPy arrays, so ``np.savez`` stores them without pickle (see :func:`save`).
         """
-        return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
+        return {name: parameter._data.copy() for name, parameter in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Set every parameter from ``state`` (as :meth:`state_dict` made it), by name.
@@ -356,7 +356,7 @@ class Embedding(Module):
         self.weight = Parameter(np.random.default_rng(rng).standard_normal((num_embeddings, embedding_dim)), dtype=dtype)
 
     def forward(self, indices: Any) -> Tensor:
-        index = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+        index = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
         if index.dtype.kind not in "iu" and not (index.dtype.kind == "f" and np.all(index == np.round(index))):
             raise TypeError(f"Embedding takes integer indices, got dtype {index.dtype}")
         index = index.astype(np.intp)
@@ -403,7 +403,7 @@ _UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}  # by item siz
 
 def _class_labels(labels: Any, n_rows: int, n_classes: int, caller: str) -> np.ndarray:
     """``labels`` as an integer array of shape ``(n_rows,)`` with values in ``[0, n_classes)``."""
-    array = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    array = np.asarray(labels._data if isinstance(labels, Tensor) else labels)
     if array.dtype.kind not in "iu":
         # Tensor([0, 2, 1]) holds float64 (integers become floats unless dtype says otherwise),
         # so labels that were integers can arrive as floats without the caller knowing.
@@ -463,14 +463,14 @@ class CrossEntropy(Function):
             onehot = np.zeros(logits.shape, dtype=logits.dtype)
             onehot[self.rows, self.labels] = 1
             return ((logits.softmax(axis=1) - constant(onehot)) * (g / len(self.labels)),)
-        if logits.data is not self.logits:
+        if logits._data is not self.logits:
             raise RuntimeError(
                 "this CrossEntropy op was applied to other logits after making this output, so its "
                 "saved softmax belongs to them; make one CrossEntropy per call, as cross_entropy() does"
             )
         per_example = np.exp(self.log_probs)  # softmax(logits) ...
         per_example[self.rows, self.labels] -= 1  # ... minus onehot(labels)
-        per_example *= g.data / len(self.labels)  # g is one number: scale the array, no op needed
+        per_example *= g._data / len(self.labels)  # g is one number: scale the array, no op needed
         return (constant(per_example),)
 
 
@@ -494,7 +494,7 @@ def accuracy(logits: Tensor | np.ndarray, labels: Any) -> float:
     """The fraction of rows whose largest logit is at the true class. Shapes ``(N, C)``, ``(N,)``."""
     n_rows, n_classes = _logits_shape(logits, "accuracy")
     labels = _class_labels(labels, n_rows, n_classes, "accuracy")
-    scores = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
+    scores = logits._data if isinstance(logits, Tensor) else np.asarray(logits)
     return float(np.mean(scores.argmax(axis=1) == labels))
 
 

@@ -11,6 +11,10 @@ the stretched axes, so its gradient is the sum over those axes: :func:`unbroadca
 The fused ops :class:`Affine` and ``nn.CrossEntropy`` exist for speed, and their backward has
 a second path: in a plain backward pass, which records nothing, it works on the arrays directly.
 
+Where a backward needs an input's values as an array (a mask, a sign), it reads ``a._data``, the
+array itself: ``a.data`` would hand out a read-only view (see ``Tensor.data``), which NumPy
+computes on more slowly.
+
 A backward may return ``None`` for an input that does not require grad (data, a constant, a
 mask). Mul, Div, Pow, MatMul and Affine do: there a gradient nobody asked for costs as much as
 the forward.
@@ -44,7 +48,7 @@ def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
     Broadcasting ``(3,)`` to ``(2, 3)`` uses each element twice, so each element's gradient is the
     sum of the two rows' gradients: ``unbroadcast(g, (3,)) == g.sum(axis=0)``.
     """
-    return grad if grad.data.shape == shape else SumTo(shape)(grad)
+    return grad if grad._data.shape == shape else SumTo(shape)(grad)
 
 
 def _broadcast_axes(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
@@ -128,16 +132,16 @@ class Pow(Function):
         # b = 0 (a^0 = 1), not 0 * inf; d(a^b)/db = a^b log a is 0 for b >= 0, not 0 * -inf.
         # Shifting the exponent or log's argument by 1 at exactly those points gives those zeros
         # with Tensor ops, so the rule can still be differentiated.
-        at_zero = a.data == 0
+        at_zero = a._data == 0
         grad_a = grad_b = None
         if a.requires_grad:
             exponent = b - 1
             if at_zero.any():
-                exponent = exponent + constant((at_zero & (b.data == 0)).astype(a.dtype))
+                exponent = exponent + constant((at_zero & (b._data == 0)).astype(a.dtype))
             grad_a = unbroadcast(g * b * a**exponent, a.shape)
         # d(a^b)/db = a^b log a is real only for a >= 0; skip it when b is a constant like 2.
         if b.requires_grad:
-            base = a + constant((at_zero & (b.data >= 0)).astype(a.dtype)) if at_zero.any() else a
+            base = a + constant((at_zero & (b._data >= 0)).astype(a.dtype)) if at_zero.any() else a
             grad_b = unbroadcast(g * node * log(base), b.shape)
         return grad_a, grad_b
 
@@ -182,7 +186,7 @@ class Abs(Function):
 
     def backward(self, g, node):
         (a,) = node.inputs
-        return (g * constant(np.sign(a.data)),)
+        return (g * constant(np.sign(a._data)),)
 
 
 class ReLU(Function):
@@ -191,7 +195,7 @@ class ReLU(Function):
 
     def backward(self, g, node):
         (a,) = node.inputs
-        return (g * constant(a.data > 0),)  # a boolean mask: g times True is g, no cast needed
+        return (g * constant(a._data > 0),)  # a boolean mask: g times True is g, no cast needed
 
 
 class Sigmoid(Function):
@@ -270,9 +274,9 @@ class Affine(Function):
             return ((g @ w.T) if x.requires_grad else None,
                     (_as_rows(x).T @ _as_rows(g)) if w.requires_grad else None,
                     unbroadcast(g, b.shape) if b.requires_grad else None)
-        g = g.data
-        return (constant(g @ w.data.T) if x.requires_grad else None,
-                constant(_as_rows(x.data).T @ _as_rows(g)) if w.requires_grad else None,
+        g = g._data
+        return (constant(g @ w._data.T) if x.requires_grad else None,
+                constant(_as_rows(x._data).T @ _as_rows(g)) if w.requires_grad else None,
                 constant(SumTo(b.shape).forward(g)) if b.requires_grad else None)
 
 
@@ -396,7 +400,7 @@ class Max(Function):
         kept = _kept_shape(a.shape, self.axis)
         # A NaN is the maximum of its slice (NumPy and PyTorch propagate it), so it takes the
         # gradient; NaN == NaN is False, hence the isnan.
-        winners = (a.data == node.data.reshape(kept)) | np.isnan(a.data)
+        winners = (a._data == node._data.reshape(kept)) | np.isnan(a._data)
         share = winners / winners.sum(axis=self.axis, keepdims=True)  # ties split the gradient
         return (g.reshape(kept) * constant(share.astype(a.dtype)),)
 
@@ -469,9 +473,9 @@ class Maximum(Function):
 
     def backward(self, g, node):
         a, b = node.inputs
-        share = np.where(a.data == b.data, 0.5, 1.0)
-        share_a = constant(np.where(a.data < b.data, 0.0, share).astype(g.dtype))
-        share_b = constant(np.where(a.data > b.data, 0.0, share).astype(g.dtype))
+        share = np.where(a._data == b._data, 0.5, 1.0)
+        share_a = constant(np.where(a._data < b._data, 0.0, share).astype(g.dtype))
+        share_b = constant(np.where(a._data > b._data, 0.0, share).astype(g.dtype))
         return unbroadcast(g * share_a, a.shape), unbroadcast(g * share_b, b.shape)
 
 
@@ -530,7 +534,7 @@ def _product_of_the_others(a: Tensor, product: Tensor, axis: Axis) -> Tensor:
     zeros. The latter is 0 in value as soon as it has a factor, but it is written as the zero
     element itself (one factor) where that is what it is, so that second derivatives are right too.
     """
-    is_zero = a.data == 0
+    is_zero = a._data == 0
     if not is_zero.any():
         return product / a
     zeros = is_zero.sum(axis=axis, keepdims=True)  # how many zeros each slice holds
@@ -613,7 +617,7 @@ def cast(a, dtype) -> Tensor:
     if isinstance(a, Tensor) and a.dtype == dtype:
         return a
     if dtype.kind != "f":  # integers and booleans carry no gradient: a constant, as in PyTorch
-        return constant((a.data if isinstance(a, Tensor) else np.asarray(a)).astype(dtype))
+        return constant((a._data if isinstance(a, Tensor) else np.asarray(a)).astype(dtype))
     return Cast(dtype)(a)
 
 
@@ -647,7 +651,7 @@ def _as_index(index: Any) -> Any:
     numbers must be whole, since a Tensor holds integers as float64 unless told otherwise."""
     if not isinstance(index, Tensor):
         return index
-    array = index.data
+    array = index._data
     if array.dtype.kind in "biu":
         return array
     whole = array.astype(np.intp)
@@ -694,7 +698,7 @@ def minimum(a, b) -> Tensor:
 def where(condition, x, y) -> Tensor:
     """``x`` where ``condition`` holds and ``y`` elsewhere, all three broadcast together, as
     ``np.where(condition, x, y)``. The condition is a bool array (as comparisons give) or Tensor."""
-    values = condition.data if isinstance(condition, Tensor) else condition
+    values = condition._data if isinstance(condition, Tensor) else condition
     return Where(np.asarray(values, dtype=bool))(x, y)
 
 
@@ -722,12 +726,12 @@ def min(a, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 def argmax(a, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
     """Where the largest values are, as NumPy says: integers, which have no gradient."""
-    return np.argmax(a.data if isinstance(a, Tensor) else a, axis=axis, keepdims=keepdims)
+    return np.argmax(a._data if isinstance(a, Tensor) else a, axis=axis, keepdims=keepdims)
 
 
 def argmin(a, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
     """Where the smallest values are, as NumPy says: integers, which have no gradient."""
-    return np.argmin(a.data if isinstance(a, Tensor) else a, axis=axis, keepdims=keepdims)
+    return np.argmin(a._data if isinstance(a, Tensor) else a, axis=axis, keepdims=keepdims)
 
 
 def prod(a, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -908,7 +912,7 @@ def _is_default(function: Any, key: str, value: Any) -> bool:
 def _values(value: Any) -> Any:
     """``value`` with every Tensor in it (also in lists, tuples and dicts) replaced by its array."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, (list, tuple)):
         return type(value)(_values(item) for item in value)
     if isinstance(value, dict):
@@ -1092,7 +1096,7 @@ class MaxPool2d(Function):
 
     def backward(self, g, node):
         (x,) = node.inputs
-        windows = _pool_windows(x.data, self.size)
+        windows = _pool_windows(x._data, self.size)
         n, c, rows, size, columns, _ = windows.shape
         flat = windows.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, rows, columns, size * size)
         winner = np.zeros_like(flat)

@@ -136,21 +136,22 @@ class Optimizer:
         runs: NumPy's own message would not say why).
         """
         p = self.params[i]
-        if not p.data.flags.writeable:
+        if not p._data.flags.writeable:
+            keeper = type(p._saved_by).__name__ if p._saved_by is not None else "an op"
             raise ValueError(
-                f"{type(self).__name__}: parameter {i} (shape {p.shape}) is read-only: a forward pass "
-                "recorded since the last backward() holds it for its backward, which would then be "
-                "wrong. Call backward() on that loss before step(), or run forward passes that only "
-                "look (accuracy, a validation loss) under no_grad()"
+                f"{type(self).__name__}: parameter {i} (shape {p.shape}) is read-only: {keeper} in a "
+                "forward pass recorded since the last backward() keeps it for its backward, which "
+                "would then be wrong. Call backward() on that loss before step(), or run forward "
+                "passes that only look (accuracy, a validation loss) under no_grad()"
             )
         if not isinstance(p.grad, np.ndarray):
             raise TypeError(
                 f"{type(self).__name__}: parameter {i} (shape {p.shape}) has a .grad that is a "
                 f"{type(p.grad).__name__}; .grad holds a NumPy array (or None), as backward() leaves it"
             )
-        if p.grad.shape != p.data.shape:
+        if p.grad.shape != p._data.shape:
             raise ValueError(
-                f"{type(self).__name__}: parameter {i} has shape {p.data.shape} but its .grad has "
+                f"{type(self).__name__}: parameter {i} has shape {p._data.shape} but its .grad has "
                 f"shape {p.grad.shape}; a gradient has the shape of its parameter"
             )
         return p.grad
@@ -194,23 +195,23 @@ class SGD(Optimizer):
         if nesterov and not momentum:
             raise ValueError("SGD with nesterov=True needs a momentum > 0: Nesterov is a kind of momentum")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, bool(nesterov)
-        self.velocities = [np.zeros_like(p.data) for p in self.params] if momentum else None
+        self.velocities = [np.zeros_like(p._data) for p in self.params] if momentum else None
 
     def step(self) -> None:
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None:
                 continue
-            if type(g) is not np.ndarray or g.shape != p.data.shape or not p.data.flags.writeable:
+            if type(g) is not np.ndarray or g.shape != p._data.shape or not p._data.flags.writeable:
                 g = self._checked_grad(i)
             if self.weight_decay:
-                g = g + self.weight_decay * p.data
+                g = g + self.weight_decay * p._data
             if self.velocities is not None:
                 velocity = self.velocities[i]
                 velocity *= self.momentum
                 velocity += g
                 g = g + self.momentum * velocity if self.nesterov else velocity
-            p.data -= self.lr * g
+            p._data -= self.lr * g
 
 
 class Adam(Optimizer):
@@ -250,8 +251,8 @@ class Adam(Optimizer):
             raise ValueError(f"Adam needs eps > 0, got eps={eps!r}")
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.steps = [0] * len(self.params)
-        self.means = [np.zeros_like(p.data) for p in self.params]
-        self.squares = [np.zeros_like(p.data) for p in self.params]
+        self.means = [np.zeros_like(p._data) for p in self.params]
+        self.squares = [np.zeros_like(p._data) for p in self.params]
 
     def step(self) -> None:
         beta1, beta2 = self.beta1, self.beta2
@@ -259,10 +260,10 @@ class Adam(Optimizer):
             g = p.grad
             if g is None:
                 continue
-            if type(g) is not np.ndarray or g.shape != p.data.shape or not p.data.flags.writeable:
+            if type(g) is not np.ndarray or g.shape != p._data.shape or not p._data.flags.writeable:
                 g = self._checked_grad(i)
             if self.decoupled_weight_decay:
-                p.data *= 1 - self.lr * self.decoupled_weight_decay
+                p._data *= 1 - self.lr * self.decoupled_weight_decay
             self.steps[i] += 1
             t = self.steps[i]
             m, v = self.means[i], self.squares[i]
@@ -274,7 +275,7 @@ class Adam(Optimizer):
             step_size = self.lr / (1 - beta1**t)
             denominator = np.sqrt(v / (1 - beta2**t))
             denominator += self.eps
-            p.data -= step_size * m / denominator
+            p._data -= step_size * m / denominator
 
 
 class AdamW(Adam):

@@ -112,7 +112,7 @@ def is_grad_enabled() -> bool:
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """A fresh NumPy array from ``data``; integer and boolean data become float64."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     elif isinstance(data, (list, tuple)) and _holds_graph_tensor(data):
         raise TypeError(
             "a list of Tensors that are part of a graph (they require grad) would become plain "
@@ -157,7 +157,8 @@ def _from_op(data: np.ndarray, op: Function | None, inputs: tuple[Tensor, ...]) 
     a classmethod call shows."""
     out = _new_object(Tensor)
     # One assignment per line: unpacking a tuple into five slots costs a tuple per op.
-    out.data = data
+    out._data = data
+    out._saved_by = None
     out.grad = None
     out.op = op
     out.inputs = inputs
@@ -175,7 +176,9 @@ class Tensor:
     in the order they were made, which the backward pass uses as its topological order.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "created", "__weakref__")
+    # _data is the array itself, which the engine reads; .data hands it out (see the property).
+    # _saved_by is the op that made _data read-only to keep it for its backward, or None.
+    __slots__ = ("_data", "_saved_by", "grad", "requires_grad", "op", "inputs", "created", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         array = _to_array(data, dtype)
@@ -184,39 +187,68 @@ class Tensor:
                 f"only floating-point tensors can require gradients, but dtype is {array.dtype}; "
                 "leave dtype unset (integers then become float64) or pass a float dtype"
             )
-        self.data: np.ndarray = array
+        self._data: np.ndarray = array
+        self._saved_by: Function | None = None
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self.op: Function | None = None
         self.inputs: tuple[Tensor, ...] = ()
         self.created: int = next(_creation_counter)
 
+    # -- the array ----------------------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        """The NumPy array this tensor wraps (shared, not copied).
+
+        While a recorded op keeps it for its backward, the array is read-only, and this gives a
+        view of it whose writes (``t.data[...] = 0``, ``t.data += 1``, ``np.copyto(t.data, a)``)
+        raise an error naming the tensor and the op; the library itself reads ``_data``.
+        """
+        array = self._data
+        # Whatever was stored is handed back, even what is no array (a learner's p.data = p - g,
+        # which the optimizer checks then explain).
+        if type(array) is not np.ndarray or array.flags.writeable:
+            return array
+        view = array.view(_SavedArray)
+        view.tensor = self
+        return view
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        # A new array is not a change in place: allowed, as in PyTorch. But while an op keeps this
+        # tensor, its backward reads the new array, so that one is kept read-only in turn.
+        # (The engine computes on plain arrays: x.data = y.data stores the array under y's view.)
+        array = _plain(array)
+        if self._saved_by is not None and array is not self._data:
+            _lock(array)
+        self._data = array
+
     # -- plain facts --------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
+        """The underlying array (shared, not copied), as ``.data`` gives it."""
         return self.data
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -224,41 +256,43 @@ class Tensor:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         # np.array(t) asks for a copy and trusts that it gets one: a snapshot must not change
         # when an optimizer later updates t.data in place. copy=False forbids one, as in NumPy.
-        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
-        if copy is False and array is not self.data:
+        array = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        if copy is False and array is not self._data:
             raise ValueError(
                 f"a Tensor of dtype {self.dtype} cannot become {array.dtype} without a copy, "
                 "and copy=False was asked"
             )
-        return array.copy() if copy and array is self.data else array
+        return array.copy() if copy and array is self._data else array
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __bool__(self) -> bool:
         # As in NumPy: without this, `if t:` would ask len(t), true for any non-empty tensor.
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"the truth value of a Tensor of shape {self.shape} is ambiguous: ask about its "
                 "elements with .data.any() or .data.all()"
             )
-        return bool(self.data)
+        return bool(self._data)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="Tensor(")
         extra = f", op={type(self.op).__name__}" if self.op is not None else ""
         extra += ", requires_grad=True" if self.requires_grad and self.op is None else ""
         return f"Tensor({body}{extra})"
 
     def detach(self) -> Tensor:
         """The same data as a new leaf that does not require gradients: the graph stops here."""
-        return _from_op(self.data, None, ())
+        return _from_op(self._data, None, ())
 
     # -- pickle and copy: everything but the creation number, which orders the backward walk ------
     def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ("data", "grad", "requires_grad", "op", "inputs")}
+        state = {name: getattr(self, name) for name in ("grad", "requires_grad", "op", "inputs")}
+        return {"data": self._data, **state}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self._saved_by = None  # a read-only array stays so in the copy, but no op of its graph is known
         for name, value in state.items():
             setattr(self, name, value)
         # pickle restores a tensor's inputs before the tensor, so a new number keeps them earlier
@@ -277,13 +311,13 @@ class Tensor:
                 "was computed from has requires_grad=True (or it was computed under no_grad())"
             )
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward() without grad= works only for a tensor with one element (a loss), "
                     f"but this one has shape {self.shape}; reduce it first (e.g. .sum()) or pass "
                     f"grad= of shape {self.shape}"
                 )
-            ones = np.empty(self.data.shape, self.data.dtype)
+            ones = np.empty(self._data.shape, self._data.dtype)
             ones.fill(1)  # what np.ones does, without its Python-level wrapper: a loss is one number
             seed = _from_op(ones, None, ())
         else:
@@ -295,7 +329,7 @@ class Tensor:
         stored: set[int] = set()
         with no_grad():
             for node, node_grad in _backpropagate(self, seed):
-                array = node_grad.data
+                array = node_grad._data
                 if node.grad is not None:
                     node.grad = np.asarray(node.grad + array)  # 0-d sums are scalars
                 else:
@@ -496,10 +530,10 @@ class Tensor:
 def _compare(ufunc: np.ufunc, tensor: Tensor, other: Any) -> Any:
     """``ufunc`` (a comparison) on the values, or NotImplemented for what is not a number or array."""
     if isinstance(other, Tensor):
-        other = other.data
+        other = other._data
     elif not isinstance(other, (numbers.Number, np.ndarray, np.generic, list, tuple)):
         return NotImplemented
-    return ufunc(tensor.data, other)
+    return ufunc(tensor._data, other)
 
 
 class Function:
@@ -544,13 +578,13 @@ class Function:
         try:
             if len(inputs) == 2:
                 a, b = inputs
-                data = self.forward(a.data, b.data)
+                data = self.forward(a._data, b._data)
                 recorded = (a.requires_grad or b.requires_grad) and _recording()
             elif len(inputs) == 1:
-                data = self.forward(inputs[0].data)
+                data = self.forward(inputs[0]._data)
                 recorded = inputs[0].requires_grad and _recording()
             else:
-                data = self.forward(*[t.data for t in inputs])
+                data = self.forward(*[t._data for t in inputs])
                 recorded = any(t.requires_grad for t in inputs) and _recording()
         except ValueError as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
@@ -569,20 +603,25 @@ class Function:
         # checksum, and catches writes made straight into the array, which a version counter
         # bumped by the library's own in-place ops would not see. An op's output stays locked; a
         # leaf's array is unlocked by the backward pass that reaches it (see _backpropagate).
-        # (setflags(False), positional: half the cost of write=False; reading the flag first is
-        # cheaper still for a parameter, locked already by the op before.)
+        # The tensor remembers the op that locked it (_saved_by): the error names it, and a tensor
+        # locked already, such as a parameter after its first op of the forward, costs a slot's
+        # read, not a look at the array's flags. (setflags(False), positional: half the cost of
+        # write=False.)
+        out = _from_op(data, self, inputs)
         if self.saves_output:
             data.setflags(False)
             if data.base is not None:
                 _lock(data.base)
+            out._saved_by = self
         if self.saves_inputs:
             for value in inputs:
-                array = value.data
-                if array.flags.writeable:
+                if value._saved_by is None:
+                    value._saved_by = self
+                    array = value._data
                     array.setflags(False)
                     if array.base is not None:
                         _lock(array.base)
-        return _from_op(data, self, inputs)
+        return out
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
@@ -593,8 +632,8 @@ def _as_tensors(values: Sequence[Any]) -> tuple[Tensor, ...]:
     """The op's inputs as Tensors; a Python number takes the dtype of the first float tensor."""
     like = None
     for value in values:
-        if isinstance(value, Tensor) and value.data.dtype.kind == "f":
-            like = value.data.dtype
+        if isinstance(value, Tensor) and value._data.dtype.kind == "f":
+            like = value._data.dtype
             break
     # A bool array (a mask, as a comparison gives) stays bool: NumPy promotes it to the other
     # operand's dtype, so that x * (x > 0) keeps float32, as float64 ones and zeros would not.
@@ -626,7 +665,7 @@ def _checked_gradient(node: Tensor, position: int, grad: Any) -> Tensor:
         raise TypeError(f"{op_name}.backward returned None for input {position}, which requires grad")
     if not isinstance(grad, Tensor):
         raise TypeError(
-            f"{op_name}.backward returned a {type(grad).__name__} for input {position}; return a "
+            f"{op_name}.backward returned a {type(_plain(grad)).__name__} for input {position}; return a "
             "Tensor computed from out_grad with Tensor operations"
         )
     if grad.shape != tensor.shape:
@@ -676,8 +715,8 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             # (NumPy's dtypes for float32 and float64 are singletons: `is` is the cheap test.)
             if (
                 type(input_grad) is not Tensor
-                or input_grad.data.shape != tensor.data.shape
-                or input_grad.data.dtype is not tensor.data.dtype
+                or input_grad._data.shape != tensor._data.shape
+                or input_grad._data.dtype is not tensor._data.dtype
             ):
                 input_grad = _checked_gradient(node, position, input_grad)
             key = id(tensor)
@@ -688,9 +727,9 @@ def _backpropagate(root: Tensor, seed: Tensor) -> Iterator[tuple[Tensor, Tensor]
             elif recording:
                 ledger[key] = earlier + input_grad
             elif key in sums:  # first-order, third share or later: add to the sum we own
-                earlier.data += input_grad.data
+                earlier._data += input_grad._data
             else:  # first-order, second share: a new array for the sum, no op to record
-                ledger[key] = _from_op(np.asarray(earlier.data + input_grad.data), None, ())
+                ledger[key] = _from_op(np.asarray(earlier._data + input_grad._data), None, ())
                 sums.add(key)
 
 
@@ -706,9 +745,106 @@ def _unlock(leaf: Tensor) -> None:
     """Make a leaf's array writable again once a backward pass is done with it: an optimizer
     updates parameters in place after backward. (Not a view: its base may be locked, or be
     another tensor's array, and NumPy cannot unlock a view of a read-only array.)"""
-    array = leaf.data
+    array = leaf._data
     if array.base is None:
         array.setflags(True)
+        leaf._saved_by = None
+
+
+class _SavedArray(np.ndarray):
+    """What ``t.data`` gives while a recorded op keeps ``t``'s array for its backward: a view of
+    that read-only array, whose writes raise :func:`_changed_in_place`'s error, naming the tensor
+    and the op, where NumPy's would say only "assignment destination is read-only".
+
+    Only ``.data`` makes these views, and only of read-only arrays: the engine and the ops read
+    the plain array (``t._data``), so results of ops stay plain ndarrays, at no cost. A view of a
+    view (``t.data[0]``) is one too; NumPy computes on the plain arrays underneath.
+    """
+
+    __slots__ = ("tensor",)
+
+    def __array_finalize__(self, parent: Any) -> None:
+        self.tensor = getattr(parent, "tensor", None)
+
+    def _refuse_if_read_only(self) -> None:
+        if not self.flags.writeable:
+            raise _changed_in_place(self.tensor)
+
+    def _writing(method: Callable[..., Any]) -> Callable[..., Any]:
+        """An ndarray method that writes in place, refusing first when the array is kept."""
+
+        @functools.wraps(method)
+        def write(self: _SavedArray, *args: Any, **kwargs: Any) -> Any:
+            self._refuse_if_read_only()
+            return method(self, *args, **kwargs)
+
+        return write
+
+    __setitem__ = _writing(np.ndarray.__setitem__)
+    fill = _writing(np.ndarray.fill)
+    sort = _writing(np.ndarray.sort)
+    partition = _writing(np.ndarray.partition)
+    put = _writing(np.ndarray.put)
+    del _writing
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        # t.data += 1, np.add(a, b, out=t.data) and the other ufuncs, each with its result plain
+        outputs = kwargs.get("out", ())
+        for array in outputs:
+            if isinstance(array, _SavedArray):
+                array._refuse_if_read_only()
+        if outputs:
+            kwargs["out"] = tuple(map(_plain, outputs))
+        return getattr(ufunc, method)(*map(_plain, inputs), **kwargs)
+
+    def __array_function__(self, function: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        # np.copyto(t.data, a), np.put, np.place, np.fill_diagonal: the destination comes first
+        try:
+            return super().__array_function__(function, types, args, kwargs)
+        except ValueError as error:
+            destination = args[0] if args else None
+            if isinstance(destination, _SavedArray) and "read-only" in str(error):
+                destination._refuse_if_read_only()
+            raise
+
+    def setflags(self, write: Any = None, align: Any = None, uic: Any = None) -> None:
+        # What t.data.setflags(write=True) did when .data was the array itself: unlock it, for a
+        # caller who knows that no backward will read it (the Function checker does so).
+        if write and self.tensor is not None and self.tensor._data.base is None:
+            self.tensor._data.setflags(True)
+            self.tensor._saved_by = None
+        super().setflags(write, align, uic)
+
+    def copy(self, order: str = "C") -> np.ndarray:
+        return _plain(self).copy(order)
+
+    def __repr__(self) -> str:
+        return repr(_plain(self))
+
+
+def _plain(value: Any) -> Any:
+    """A _SavedArray as the plain ndarray it views (anything else as it is)."""
+    return value.view(np.ndarray) if isinstance(value, _SavedArray) else value
+
+
+def _changed_in_place(tensor: Tensor | None) -> ValueError:
+    """The error for a change in place of an array that a recorded op keeps for its backward."""
+    if tensor is None:
+        subject = "This array"
+    else:
+        origin = f"the output of {type(tensor.op).__name__}" if tensor.op is not None else "a leaf"
+        subject = f"This {type(tensor).__name__} of shape {tensor.shape} and dtype {tensor.dtype} ({origin})"
+    op = tensor._saved_by if tensor is not None else None
+    keeper = (
+        f"{type(op).__name__} keeps it for its backward" if op is not None
+        else "a recorded op keeps it, or an array it shares memory with, for its backward"
+    )
+    return ValueError(
+        f"{subject} is read-only: {keeper}, which would give wrong gradients if it changed in "
+        "place. Change it after backward() (which makes a leaf writable again), run a forward "
+        "that you will not differentiate under no_grad() (it keeps nothing), or change a copy "
+        "(t.data.copy(); t.detach() shares the array)."
+    )
 
 
 def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -751,8 +887,8 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         if not out.requires_grad:
             found = {}
         else:
-            found = {id(node): g for node, g in _backpropagate(out, _from_op(np.ones_like(out.data), None, ()))}
-        zeros = lambda t: _from_op(np.zeros_like(t.data), None, ())  # noqa: E731
+            found = {id(node): g for node, g in _backpropagate(out, _from_op(np.ones_like(out._data), None, ()))}
+        zeros = lambda t: _from_op(np.zeros_like(t._data), None, ())  # noqa: E731
         grads = tuple(found[id(args[i])] if id(args[i]) in found else zeros(args[i]) for i in positions)
         return grads[0] if isinstance(argnums, (int, np.integer)) else grads
 

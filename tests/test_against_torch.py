@@ -294,3 +294,22 @@ def test_softmax_family_over_an_empty_axis_matches_torch():
     np.testing.assert_array_equal(ours.logsumexp(axis=1).data, torch.logsumexp(theirs, dim=1).numpy())
     assert ours.softmax(axis=1).shape == tuple(torch.softmax(theirs, dim=1).shape)
     assert ours.log_softmax(axis=1).shape == tuple(torch.log_softmax(theirs, dim=1).shape)
+
+
+def test_a_change_in_place_before_backward_is_refused_as_in_torch_and_allowed_after():
+    x, theirs = Tensor([2.0], requires_grad=True), torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
+    y, their_y = x * x, theirs * theirs
+    with torch.no_grad():
+        theirs[0] = 5.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        their_y.backward()  # PyTorch refuses at backward; we refuse at the write, and say which op
+    with pytest.raises(ValueError, match="Mul keeps it for its backward"):
+        x.data[0] = 5.0
+    y.backward()
+    x.data[0] = 5.0  # after backward, as in PyTorch: the next forward sees the new value
+    with torch.no_grad():
+        theirs[0] = 5.0
+    theirs.grad = None
+    (x * x).backward()
+    (theirs * theirs).backward()
+    np.testing.assert_allclose(x.grad, 4.0 + theirs.grad.numpy(), rtol=1e-15)  # 4 from the first
