@@ -85,7 +85,8 @@ def test_pow_gradients_at_zero_base_are_zero_not_nan():
 
     base = Tensor([0.0, 0.0, 0.0, 3.0], requires_grad=True)
     exponent = Tensor([0.0, 0.5, 2.0, 2.0], requires_grad=True)
-    (base**exponent).sum().backward()
+    with np.errstate(divide="ignore"):  # 0 ** -0.5 in d(a^b)/da is inf, and meant to be
+        (base**exponent).sum().backward()
     np.testing.assert_array_equal(exponent.grad[:3], [0.0, 0.0, 0.0])  # PyTorch: 0 (was NaN)
     np.testing.assert_array_equal(base.grad, [0.0, np.inf, 0.0, 6.0])  # 0.5 * 0^-0.5 is inf, as PyTorch
 
