@@ -220,21 +220,22 @@ def test_adamw_decays_the_weights_apart_from_the_gradient():
         AdamW([p], weight_decay=-1.0)
 
 
+def rates_after_steps(optimizer, schedule, steps):
+    """The optimizer's learning rate after each of ``steps`` steps of ``schedule``."""
+    rates = []
+    for _ in range(steps):
+        schedule.step()
+        rates.append(optimizer.lr)
+    return rates
+
+
 def test_schedules_by_hand():
     optimizer = SGD([nn.Parameter(1.0)], lr=0.8)
-    step = StepLR(optimizer, step_size=2, gamma=0.5)
-    rates = []
-    for _ in range(5):
-        step.step()
-        rates.append(optimizer.lr)
+    rates = rates_after_steps(optimizer, StepLR(optimizer, step_size=2, gamma=0.5), 5)
     assert rates == [0.8, 0.4, 0.4, 0.2, 0.2]
 
     optimizer = SGD([nn.Parameter(1.0)], lr=1.0)
-    cosine = CosineAnnealingLR(optimizer, T_max=4, eta_min=0.2)
-    rates = []
-    for _ in range(4):
-        cosine.step()
-        rates.append(optimizer.lr)
+    rates = rates_after_steps(optimizer, CosineAnnealingLR(optimizer, T_max=4, eta_min=0.2), 4)
     np.testing.assert_allclose(rates, [0.2 + 0.8 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(1, 5)])
     assert rates[-1] == pytest.approx(0.2)
 

@@ -147,6 +147,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.transport = "ipc"  # no network inside: the kernel talks to the grader through files
         self._folder: Path | None = None  # this kernel's folder on the grader's side
         self._info_file = Path(os.devnull)  # where bwrap writes the kernel's process id
+        self._sandbox_init: int | None = None  # bwrap's first process in the sandbox, once known
         self._info_fd = -1
 
     async def _async_pre_start_kernel(self, **kw):
@@ -189,7 +190,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             os.close(self._info_fd)  # bwrap holds its own copy
         # The connection file keeps the path inside; the grader's clients get the same sockets as
         # seen from outside. (Written after the kernel reads the file, this is only for clients.)
-        self.ip = f"/proc/{await self._sandbox_pid()}/root{SOCKETS_INSIDE}"
+        self._sandbox_init = await self._sandbox_pid()
+        self.ip = f"/proc/{self._sandbox_init}/root{SOCKETS_INSIDE}"
 
     async def _sandbox_pid(self) -> int:
         """The process id of bwrap's first process in the sandbox, once bwrap has reported it."""
@@ -211,7 +213,9 @@ class SandboxedKernelManager(AsyncKernelManager):
     def kernel_pid(self) -> int:
         """The kernel's process id, as the grader sees it: the first process that bwrap's first
         process in the sandbox started (what the student's code starts comes later)."""
-        init = json.loads(self._info_file.read_text())["child-pid"]
+        init = self._sandbox_init
+        if init is None:
+            raise ValueError("the sandbox has not started")
         children = Path(f"/proc/{init}/task/{init}/children").read_text().split()
 
         def started(pid: str) -> int:  # field 22 of /proc/<pid>/stat, counted after the ")" of field 2
@@ -224,7 +228,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         reaches bwrap, which dies of it and takes the kernel along.)"""
         try:
             os.kill(self.kernel_pid(), signal.SIGINT)
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError) as error:
             # No sandbox info (bwrap failed to start) or no such process: the kernel is gone, and
             # the client finds out as it waits for it.
             self.log.warning("Could not interrupt the sandboxed kernel: %s", error)

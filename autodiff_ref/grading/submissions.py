@@ -44,7 +44,7 @@ def unsafe_entries(folder: Path) -> list[str]:
         where = path.relative_to(folder.parent)
         if stat.S_ISLNK(mode):
             found.append(f"{where} -> {os.readlink(path)} (a symbolic link)")
-        elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        elif _unsafe(mode):
             found.append(f"{where} (not a regular file: a device, pipe or socket)")
         return stat.S_ISDIR(mode)
 
@@ -116,11 +116,12 @@ class CollectWithoutLinks(ExchangeCollect):
             super().do_copy(str(clean), dest)
 
 
+def _unsafe(mode: int) -> bool:
+    """Whether an entry of this ``lstat`` mode is no student's own file: neither a regular file nor
+    a folder (a symbolic link, a device, pipe or socket)."""
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _unsafe_names(directory: str, names: list[str]) -> set[str]:
     """For ``shutil.copytree``: the entries of ``directory`` to leave out (see unsafe_entries)."""
-    left_out = set()
-    for name in names:
-        mode = os.lstat(os.path.join(directory, name)).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            left_out.add(name)
-    return left_out
+    return {name for name in names if _unsafe(os.lstat(os.path.join(directory, name)).st_mode)}
