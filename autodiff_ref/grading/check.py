@@ -32,35 +32,35 @@ there is nothing to look at.
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
+import logging
+import os
+import re
+import shutil
 import sys
+import tempfile
+import textwrap
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 # jsonschema builds a grammar for the "iri" string format at import when rfc3987_syntax is
 # installed: over a second of CPU at every check's start. The notebook schema has no such
-# format, so without it nothing changes but the wait. (Only when jsonschema is not loaded yet.)
+# format, so without it nothing changes but the wait. (Only when jsonschema is not loaded yet;
+# nbformat, which loads it, is imported where it is used.)
 if "jsonschema" not in sys.modules:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 
-import argparse  # noqa: E402 -- after the line above, which must come before nbformat
-import copy  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import textwrap  # noqa: E402
-from collections import Counter  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import nbformat  # noqa: E402
-from jupyter_core.utils import run_sync  # noqa: E402
-from nbformat import NotebookNode  # noqa: E402
-
-# autodiff_ref.grading.preprocessors imports nbgrader: about 1 s of CPU at every start. The
-# functions below import it where they use it, and check_notebook() starts the kernel first, so
-# that the kernel boots on another core meanwhile.
+# nbformat, jupyter_client and autodiff_ref.grading.preprocessors (which imports nbgrader) cost
+# over a second of CPU at every start. The functions below import them where they use them, so
+# that main() starts the kernels' fork server first, and it imports on another core meanwhile.
 
 DEFAULT_CELL_TIMEOUT = 120
 HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
@@ -188,6 +188,8 @@ def which_assignment(learner: NotebookNode, path: Path, course: Course) -> str:
 
 
 def read_notebook(path: Path) -> NotebookNode:
+    import nbformat
+
     try:
         return nbformat.read(path, as_version=4)
     except FileNotFoundError:
@@ -367,12 +369,23 @@ def kernel_environment() -> dict[str, str]:
     return {**os.environ, **{name: os.environ.get(name, value) for name, value in ONE_THREAD.items()}}
 
 
-def start_kernel(folder: Path):
-    """A kernel started in ``folder``, to hand to :func:`run_notebook`; it boots while the
-    caller goes on."""
-    from jupyter_client.manager import AsyncKernelManager
+def start_fork_server():
+    """The fork server that :func:`start_kernel` takes kernels from (see
+    :mod:`autodiff_ref.grading.kernel_fork`), started now so that it imports while the caller
+    goes on; None where kernels are not forked."""
+    from autodiff_ref.grading.kernel_fork import ForkServer, forking_works
 
-    kernel = AsyncKernelManager(kernel_name="python3")
+    return ForkServer(kernel_environment()).start() if forking_works() else None
+
+
+def start_kernel(folder: Path, fork_server=None):
+    """A kernel started in ``folder`` (forked from ``fork_server`` when there is one), to hand
+    to :func:`run_notebook`; it boots while the caller goes on."""
+    from jupyter_core.utils import run_sync
+
+    from autodiff_ref.grading.kernel_fork import ForkedKernelManager
+
+    kernel = ForkedKernelManager(fork_server, kernel_name="python3")
     run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder), env=kernel_environment())
     return kernel
 
@@ -390,6 +403,12 @@ async def _shut_down(kernel) -> None:
     await kernel.cleanup_resources()
 
 
+def shut_down(kernel) -> None:
+    from jupyter_core.utils import run_sync
+
+    run_sync(_shut_down)(kernel)
+
+
 def run_notebook(notebook: NotebookNode, kernel, timeout: int) -> NotebookNode:
     """Run ``notebook`` in place in ``kernel`` (from :func:`start_kernel`), then shut it down."""
     from autodiff_ref.grading.preprocessors import GuardedExecute
@@ -400,7 +419,7 @@ def run_notebook(notebook: NotebookNode, kernel, timeout: int) -> NotebookNode:
     finally:
         if executor.kc is not None:
             executor.kc.stop_channels()
-        run_sync(_shut_down)(kernel)
+        shut_down(kernel)
     return notebook
 
 
@@ -493,11 +512,14 @@ class Checked:
         return all(result.passed for result in self.results) and not self.unverified
 
 
-def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path | None = None) -> Checked:
+def check_notebook(
+    path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path | None = None, fork_server=None
+) -> Checked:
     """Grade the notebook at ``path`` against the course's tests; ``path`` is left untouched.
 
     ``course``: the course folder, when it is not to be found from ``path`` or the working
-    directory.
+    directory. ``fork_server``: where to take the kernel from (:func:`start_fork_server`); by
+    default it starts as usual.
     """
     path = Path(path)
     if path.suffix != ".ipynb":
@@ -531,7 +553,7 @@ def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path
             shutil.copytree(reference_folder, folder, ignore=shutil.ignore_patterns(*IGNORED_FILES, "*.ipynb"))
         else:
             folder.mkdir()
-        kernel = start_kernel(folder)
+        kernel = start_kernel(folder, fork_server)
         try:
             reference = read_notebook(found.reference_path(assignment)) if found else learner
             changed: list[str] = []
@@ -539,7 +561,7 @@ def check_notebook(path: Path, timeout: int = DEFAULT_CELL_TIMEOUT, course: Path
                 reference, changed = checksummed_cells(reference)
             runnable, tampering_notes = with_instructor_tests(without_grading(learner, changed), reference, path.name)
         except BaseException:
-            run_sync(_shut_down)(kernel)
+            shut_down(kernel)
             raise
         run_notebook(runnable, kernel, timeout)
     notes += [f"cell {grade_id} does not match the nbgrader checksum the course gave it: it counts for nothing"
@@ -554,10 +576,10 @@ def _shown(path: Path) -> str:
     return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
 
 
-def _check_report(path: Path, timeout: int, course: Path | None) -> tuple[str, Checked | None]:
+def _check_report(path: Path, timeout: int, course: Path | None, fork_server=None) -> tuple[str, Checked | None]:
     """The text ``check`` prints for ``path``, and what it found (None if it could not check)."""
     try:
-        checked = check_notebook(path, timeout, course)
+        checked = check_notebook(path, timeout, course, fork_server)
     except CheckError as error:
         return f"{_shown(path)}\n  error: {error}", None
     lines = [format_table(_shown(path), checked.results)]
@@ -567,7 +589,7 @@ def _check_report(path: Path, timeout: int, course: Path | None) -> tuple[str, C
     return "\n".join(lines), checked
 
 
-def _progress(folder: Path, timeout: int) -> int:
+def _progress(folder: Path, timeout: int, fork_server=None) -> int:
     """Check every notebook of the course at or above ``folder``, side by side on the cores
     there are, and print each table in course order and then the course total."""
     course = find_course([folder])
@@ -581,7 +603,7 @@ def _progress(folder: Path, timeout: int) -> int:
     notebooks = list(assignment_notebooks(course.released).values())
     workers = max(1, min(len(notebooks), os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        reports = pool.map(lambda path: _check_report(path, timeout, course.root), notebooks)
+        reports = pool.map(lambda path: _check_report(path, timeout, course.root, fork_server), notebooks)
         found = []
         for index, (text, checked) in enumerate(reports):
             print(("\n" if index else "") + text, flush=True)
@@ -643,13 +665,18 @@ def main(argv: list[str] | None = None) -> int:
     timeout = getattr(arguments, "timeout", DEFAULT_CELL_TIMEOUT)
     course = getattr(arguments, "course", None)
 
-    if arguments.command == "check":
-        text, checked = _check_report(arguments.notebook, timeout, course)
-        print(text)
-        return 0 if checked is not None and checked.passed else 1
     if arguments.command == "audit":
         return _audit_and_print(arguments.course_dir)
-    return _progress(arguments.course_dir or course or Path.cwd(), timeout)
+    fork_server = start_fork_server()
+    try:
+        if arguments.command == "check":
+            text, checked = _check_report(arguments.notebook, timeout, course, fork_server)
+            print(text)
+            return 0 if checked is not None and checked.passed else 1
+        return _progress(arguments.course_dir or course or Path.cwd(), timeout, fork_server)
+    finally:
+        if fork_server is not None:
+            fork_server.close()
 
 
 if __name__ == "__main__":
