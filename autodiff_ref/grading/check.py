@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autodiff_ref.grading import ONE_THREAD
+
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
@@ -361,19 +363,15 @@ KERNEL_ARGUMENTS = [
 
 
 def kernel_environment() -> dict[str, str]:
-    """This environment with one BLAS thread unless it names a number, as the grading sandbox
-    gives its kernels: the numbers then come out as in grading, and on a busy machine (or in
-    ``progress``, a notebook per core) no BLAS thread waits for a core that another one holds."""
-    from autodiff_ref.grading.sandbox import ONE_THREAD
-
+    """This environment with one BLAS thread unless it names a number (see ONE_THREAD)."""
     return {**os.environ, **{name: os.environ.get(name, value) for name, value in ONE_THREAD.items()}}
 
 
 def start_fork_server():
     """The fork server that :func:`start_kernel` takes kernels from (see
-    :mod:`autodiff_ref.grading.kernel_fork`), started now so that it imports while the caller
+    :mod:`autodiff_ref.grading.fork_server`), started now so that it imports while the caller
     goes on; None where kernels are not forked."""
-    from autodiff_ref.grading.kernel_fork import ForkServer, forking_works
+    from autodiff_ref.grading.fork_server import ForkServer, forking_works
 
     return ForkServer(kernel_environment()).start() if forking_works() else None
 
@@ -383,7 +381,7 @@ def start_kernel(folder: Path, fork_server=None):
     to :func:`run_notebook`; it boots while the caller goes on."""
     from jupyter_core.utils import run_sync
 
-    from autodiff_ref.grading.kernel_fork import ForkedKernelManager
+    from autodiff_ref.grading.forked_kernels import ForkedKernelManager
 
     kernel = ForkedKernelManager(fork_server, kernel_name="python3")
     run_sync(kernel.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(folder), env=kernel_environment())

@@ -43,6 +43,8 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer
 
+from autodiff_ref.grading import ONE_THREAD
+
 GiB = 1024**3
 MiB = 1024**2
 
@@ -56,10 +58,6 @@ SANDBOX_START_TIMEOUT = 30
 # What the kernel keeps of the grader's environment; everything else (tokens, the grader's paths)
 # is left out. PYTHONPATH stays so that the kernel imports the same autodiff_ref as the grader.
 KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION")
-# One BLAS thread unless the grader says otherwise: grading runs one student per core, and
-# OpenBLAS reserves a buffer per thread, which on a many-core machine alone would use up the
-# memory limit (a limit on address space).
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Folders of the system that a Python kernel needs, read-only; /bin, /lib... may be symlinks
 # into /usr (merged /usr) or folders of their own.
 SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
@@ -243,6 +241,8 @@ class SandboxedKernelManager(AsyncKernelManager):
 def kernel_environment(grader: Mapping[str, str]) -> dict[str, str]:
     """What the kernel sees of the grader's environment (see KEPT_ENVIRONMENT)."""
     kept = {name: grader[name] for name in KEPT_ENVIRONMENT if name in grader}
+    # One BLAS thread unless the grader says otherwise: OpenBLAS reserves a buffer per thread,
+    # which on a many-core machine alone would use up the memory limit (a limit on address space).
     threads = {name: grader.get(name, value) for name, value in ONE_THREAD.items()}
     return {**kept, **threads, "HOME": "/tmp", "TMPDIR": "/tmp"}
 

@@ -18,6 +18,10 @@ other than this Python's ``ipykernel_launcher``, kernels start as usual.
 The server's process is single-threaded and opens no socket before it forks, which is what makes
 forking it safe; it ends when its ``stdin`` closes, so it never outlives the ``check`` that
 started it, and each kernel ends itself (ipykernel's parent poller) when the server is gone.
+
+This module imports nothing beyond the standard library, so that ``check`` starts the server
+before its own imports; :mod:`autodiff_ref.grading.forked_kernels` has the kernel manager that
+takes kernels from it.
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Mapping
-
-from jupyter_client.manager import AsyncKernelManager
 
 # Imported by the server before any fork: what every course notebook imports in its first cell
 # and what its tests import. The same list is preimported by kernels started the usual way.
@@ -153,7 +155,7 @@ class ForkServer:
 
     def start(self) -> ForkServer:
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "from autodiff_ref.grading.kernel_fork import serve; serve()"],
+            [sys.executable, "-c", "from autodiff_ref.grading.fork_server import serve; serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, text=True, bufsize=1,
         )
         return self
@@ -264,24 +266,3 @@ class ForkedKernel:
         self.returncode = -1
         os.close(self._pidfd)
         self._pidfd = None
-
-
-class ForkedKernelManager(AsyncKernelManager):
-    """An ``AsyncKernelManager`` whose kernel is forked from ``fork_server`` when its command is
-    this Python's ``ipykernel_launcher`` (and started as usual otherwise)."""
-
-    def __init__(self, fork_server: ForkServer | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.fork_server = fork_server
-
-    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        if self.fork_server is None or kernel_cmd[:3] != [sys.executable, "-m", LAUNCHER]:
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
-        cwd = str(kw.get("cwd") or os.getcwd())
-        # jupyter_client's launcher adds the launching process's id to a kernel's environment.
-        env = {**(kw.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid())}
-        kernel = self.fork_server.fork(kernel_cmd[3:], cwd, env)
-        # As LocalProvisioner.launch_kernel records a kernel it started, but without a process
-        # id, which is not known yet: the kernel signals its own process group.
-        self.provisioner.process, self.provisioner.cwd = kernel, cwd
-        self._reconcile_connection_info(self.provisioner.connection_info)

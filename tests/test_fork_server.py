@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from autodiff_ref.grading.check import shut_down, start_fork_server, start_kernel
-from autodiff_ref.grading.kernel_fork import forking_works
+from autodiff_ref.grading.fork_server import forking_works
 
 pytestmark = pytest.mark.skipif(not forking_works(), reason="kernels are forked on Linux only")
 
