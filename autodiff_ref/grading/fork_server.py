@@ -43,6 +43,9 @@ from collections.abc import Mapping
 # Imported by the server before any fork: what every course notebook imports in its first cell
 # and what its tests import. The same list is preimported by kernels started the usual way.
 PREIMPORTS = ("numpy", "matplotlib.pyplot", "numpy.testing", "autodiff_ref.testing")
+# What a kernel imports as it starts, after ipykernel.kernelapp: its debugger (debugpy), a tenth
+# of a second.
+KERNEL_IMPORTS = ("ipykernel.debugger",)
 # What ipykernel sets before matplotlib is first imported, set here for the same reason: the
 # server imports matplotlib before any kernel exists, and its figures must go to the notebook.
 INLINE_BACKEND = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
@@ -65,7 +68,10 @@ def serve() -> None:
     os.environ.update({name: os.environ.get(name, value) for name, value in INLINE_BACKEND.items()})
     from ipykernel import kernelapp
 
-    for name in PREIMPORTS:
+    # debugpy warns on import that Python's frozen modules may hide breakpoints; a kernel
+    # imports it while its output goes nowhere, but the server's goes to the learner's terminal.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    for name in KERNEL_IMPORTS + PREIMPORTS:
         try:
             importlib.import_module(name)
         except Exception:  # as when a kernel's exec_lines fail: the notebook's own import shows it
