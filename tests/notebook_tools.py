@@ -20,7 +20,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
-from autodiff_ref.grading.preprocessors import error_outputs, is_solution_cell, is_test_cell, nbgrader_metadata  # noqa: F401
+from autodiff_ref.grading.cells import error_outputs, is_solution_cell, is_test_cell, nbgrader_metadata  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = REPO_ROOT / "solutions"

@@ -14,13 +14,8 @@ import pytest
 
 import autodiff_ref.testing
 from autodiff_ref.grading import integrity
-from autodiff_ref.grading.preprocessors import (
-    audit,
-    bound_names,
-    keep_only_handed_out_grading,
-    put_back_deleted,
-    tampering,
-)
+from autodiff_ref.grading.cells import bound_names, keep_only_handed_out_grading, put_back_deleted, tampering
+from autodiff_ref.grading.preprocessors import audit
 
 
 @pytest.fixture

@@ -35,14 +35,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import logging
 import os
 import re
 import shutil
 import sys
 import tempfile
 import textwrap
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +58,10 @@ if TYPE_CHECKING:
 if "jsonschema" not in sys.modules:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
 
-# nbformat, jupyter_client and autodiff_ref.grading.preprocessors (which imports nbgrader) cost
-# over a second of CPU at every start. The functions below import them where they use them, so
-# that main() starts the kernels' fork server first, and it imports on another core meanwhile.
+# nbformat, jupyter_client and nbclient cost a few tenths of a second of CPU at every start. The
+# functions below import them where they use them, so that main() starts the kernels' fork server
+# first, and it imports on another core meanwhile. Nothing check runs imports nbgrader (another
+# second): grading's rules come from autodiff_ref.grading.cells and .execution, which it shares.
 
 DEFAULT_CELL_TIMEOUT = 120
 HIDDEN_TEST_MARKER = re.compile(r"^\s*#+\s*(BEGIN|END)\s+HIDDEN\s+TESTS\s*$", re.IGNORECASE)
@@ -71,8 +70,6 @@ NO_HIDDEN_TESTS_NOTE = (
     "the hidden tests are not in this copy of the course (it has no solutions/ folder), so only "
     "the visible tests ran and your graded score can be lower"
 )
-_SILENT = logging.getLogger("autodiff_ref.grading.check.silent")
-_SILENT.disabled = True
 
 
 class CheckError(Exception):
@@ -226,9 +223,7 @@ def checksummed_cells(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
     test, a pasted or added graded cell, changed points), and the note printed with the table
     says that the hidden tests, and the grader's own copy, were not there.
     """
-    from nbgrader.utils import compute_checksum
-
-    from autodiff_ref.grading.preprocessors import is_fixed_cell, nbgrader_metadata
+    from autodiff_ref.grading.cells import is_fixed_cell, nbgrader_checksum, nbgrader_metadata
 
     changed = []
     for cell in notebook.cells:
@@ -236,7 +231,7 @@ def checksummed_cells(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
         if not (meta.get("grade") or is_fixed_cell(cell)) or meta.get("solution"):
             continue
         try:
-            intact = meta.get("checksum") == compute_checksum(cell)
+            intact = meta.get("checksum") == nbgrader_checksum(cell)
         except (KeyError, ValueError, TypeError):  # grade_id or points missing or not a number
             intact = False
         if not intact:
@@ -258,7 +253,7 @@ def without_grading(notebook: NotebookNode, grade_ids: list[str]) -> NotebookNod
 
 def graded_points(reference: NotebookNode) -> dict[str, float]:
     """grade_id -> points of every test cell of the course's version: all that can score."""
-    from autodiff_ref.grading.preprocessors import is_test_cell, nbgrader_metadata
+    from autodiff_ref.grading.cells import is_test_cell, nbgrader_metadata
 
     return {nbgrader_metadata(c)["grade_id"]: float(nbgrader_metadata(c).get("points", 0))
             for c in reference.cells if is_test_cell(c)}
@@ -275,7 +270,7 @@ def with_instructor_tests(
     out of order or changed in kind.
     """
     from autodiff_ref.grading import static
-    from autodiff_ref.grading.preprocessors import (
+    from autodiff_ref.grading.cells import (
         is_fixed_cell,
         keep_only_handed_out_grading,
         nbgrader_metadata,
@@ -331,17 +326,12 @@ def with_instructor_tests(
 
 
 def without_duplicate_ids(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
-    """A copy of ``notebook`` as the grader sees it when a grade_id appears more than once, and
-    those grade_ids: nbgrader's ``DeduplicateIds`` keeps the last copy, and the earlier ones lose
-    their nbgrader metadata and run as ordinary cells. (Its warning is not shown: the note is.)"""
-    from nbgrader.preprocessors import DeduplicateIds
+    """A copy of ``notebook`` as the grader sees it when a grade_id appears more than once (the
+    last copy counts; the earlier ones run as ordinary cells), and those grade_ids."""
+    from autodiff_ref.grading.cells import unmark_duplicates
 
-    from autodiff_ref.grading.preprocessors import nbgrader_metadata
-
-    counts = Counter(nbgrader_metadata(cell).get("grade_id") for cell in notebook.cells)
-    duplicated = [grade_id for grade_id, count in counts.items() if grade_id is not None and count > 1]
-    deduplicated, _ = DeduplicateIds(log=_SILENT).preprocess(copy.deepcopy(notebook), {})
-    return deduplicated, duplicated
+    deduplicated = copy.deepcopy(notebook)
+    return deduplicated, unmark_duplicates(deduplicated)
 
 
 KERNEL_ARGUMENTS = [
@@ -408,15 +398,16 @@ def shut_down(kernel) -> None:
 
 
 def run_notebook(notebook: NotebookNode, kernel, timeout: int) -> NotebookNode:
-    """Run ``notebook`` in place in ``kernel`` (from :func:`start_kernel`), then shut it down."""
-    from autodiff_ref.grading.preprocessors import GuardedExecute
+    """Run ``notebook`` in place in ``kernel`` (from :func:`start_kernel`) as grading runs it,
+    then shut the kernel down."""
+    from autodiff_ref.grading.execution import CheckRun
 
-    executor = GuardedExecute(timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS)
+    run = CheckRun(notebook, kernel, timeout)
     try:
-        executor.preprocess(notebook, {}, km=kernel)
+        run.run()
     finally:
-        if executor.kc is not None:
-            executor.kc.stop_channels()
+        if run.kc is not None:
+            run.kc.stop_channels()
         shut_down(kernel)
     return notebook
 
@@ -451,7 +442,7 @@ def what_to_fix(error: NotebookNode, broken_answer: str | None, timeout: int) ->
 def exercise_results(notebook: NotebookNode, timeout: int, points: dict[str, float]) -> list[ExerciseResult]:
     """One result per test cell of ``points`` (grade_id -> points, from the course's version)
     in a notebook that has run."""
-    from autodiff_ref.grading.preprocessors import error_outputs, is_test_cell, nbgrader_metadata
+    from autodiff_ref.grading.cells import error_outputs, is_test_cell, nbgrader_metadata
 
     results = []
     broken_answer = None  # the last error of an answer cell since the previous test

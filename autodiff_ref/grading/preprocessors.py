@@ -1,7 +1,8 @@
 """nbgrader preprocessors that make grading hold against broken and dishonest submissions.
 
-``nbgrader_config.py`` puts both in place; ``autodiff_ref.grading.check`` runs learners' notebooks with
-:class:`GuardedExecute` too, so self-checks and the gradebook agree.
+``nbgrader_config.py`` puts both in place; ``autodiff_ref.grading.check`` reads cells with the same
+functions (:mod:`autodiff_ref.grading.cells`) and runs notebooks with the same guard
+(:mod:`autodiff_ref.grading.execution`), so self-checks and the gradebook agree.
 
 :class:`FlagTampering` (before nbgrader's ``OverwriteCells``) compares each submission with the
 notebook that was handed out (``course/``): a test or read-only cell that was edited or deleted is
@@ -13,108 +14,51 @@ and points count only as handed out, and the learner's cells are scanned before 
 
 :class:`GuardedExecute` is nbgrader's ``Execute`` with three changes:
 
-- When student code kills the kernel (``os._exit``, a crash in native code, running out of
-  memory), stock nbgrader drops the whole notebook. Here the cells that ran keep their outputs, so
-  their points, and the cell where the kernel died and every code cell after it get an error
-  output saying so; nbgrader scores those 0. ``raise SystemExit`` needs nothing special: IPython
-  records it as that cell's error and the kernel keeps running.
+- When student code kills the kernel, stock nbgrader drops the whole notebook. Here the cells
+  that ran keep their outputs, so their points, and the cell where the kernel died and every code
+  cell after it get an error output saying so; nbgrader scores those 0.
 - Before each test cell it puts back whatever the notebook's own code replaced in the checking
-  machinery -- NumPy's comparisons, ``autodiff_ref`` and its checks, IPython's hooks -- using
-  :mod:`autodiff_ref.grading.integrity` in the kernel, and adds a note to that test's output naming what
-  was put back.
+  machinery, and says so in that test's output.
 - With ``sandbox = "bubblewrap"`` (``nbgrader_config.py``), the kernel starts inside a sandbox:
   see :mod:`autodiff_ref.grading.sandbox`. Each notebook records which way it ran, in its metadata.
+
+The first two are :class:`~autodiff_ref.grading.execution.GuardedRun`'s, which ``check`` shares.
 """
 
 from __future__ import annotations
 
-import ast
-import copy
-import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
-from nbgrader.coursedir import CourseDirectory
 from nbgrader.api import Gradebook
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Enum, List, Unicode
 
 from autodiff_ref.grading import static
+from autodiff_ref.grading.cells import (
+    NOTE_TAG,
+    keep_only_handed_out_grading,
+    nbgrader_metadata,
+    put_back_deleted,
+    tampering,
+)
+from autodiff_ref.grading.execution import GuardedRun
 from autodiff_ref.grading.sandbox import SandboxedKernelManager
 from autodiff_ref.grading.submissions import unsafe_in_submission
-
-KERNEL_DIED = "KernelDied"
-# Cell metadata key under which the grader records what it found, for `autodiff-course audit`:
-# on the note cell FlagTampering adds, on a test cell whose checks were put back, and on the cell
-# where the kernel died.
-NOTE_TAG = "autodiff-grading-note"
-
-
-def nbgrader_metadata(cell: dict[str, Any]) -> dict[str, Any]:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_solution_cell(cell: dict[str, Any]) -> bool:
-    return bool(nbgrader_metadata(cell).get("solution"))
-
-
-def is_test_cell(cell: dict[str, Any]) -> bool:
-    """An autograded test cell: graded, and not itself an answer."""
-    return bool(nbgrader_metadata(cell).get("grade")) and not is_solution_cell(cell)
-
-
-def is_fixed_cell(cell: dict[str, Any]) -> bool:
-    """A cell students may not change: locked (tests and read-only cells), not an answer."""
-    metadata = nbgrader_metadata(cell)
-    return bool(metadata.get("locked")) and not metadata.get("solution") and "grade_id" in metadata
-
-
-def error_outputs(cell: dict[str, Any]) -> list[dict[str, Any]]:
-    return [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
-
-
-def bound_names(source: str) -> list[str]:
-    """The names a cell's top-level imports and assignments bind (none if it does not parse)."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    try:
-        tree = ast.parse(TransformerManager().transform_cell(source))  # %magics become calls
-    except SyntaxError:
-        return []
-    names = []
-    for statement in tree.body:
-        if isinstance(statement, (ast.Import, ast.ImportFrom)):
-            names += [alias.asname or alias.name.split(".")[0] for alias in statement.names if alias.name != "*"]
-        elif isinstance(statement, ast.Assign):
-            names += [target.id for target in statement.targets if isinstance(target, ast.Name)]
-    return names
-
-
-def _as_list(text: str | None) -> list[str] | None:
-    """The list of names ``restore()`` returned, from its printed form; None if it is not one."""
-    try:
-        names = ast.literal_eval(text) if text else None
-    except (ValueError, SyntaxError):
-        return None
-    return names if isinstance(names, list) else None
-
-
-def _error_output(ename: str, message: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
-
 
 # Notebook metadata key under which the grader records how the notebook ran ("sandbox":
 # "bubblewrap" or "off"), for `autodiff-course audit`.
 GRADING_METADATA = "autodiff_grading"
 
 
-class GuardedExecute(Execute):
-    """nbgrader's ``Execute``, surviving a kernel death and undoing tampering before each test."""
+class GuardedExecute(GuardedRun, Execute):
+    """nbgrader's ``Execute``, guarded (:class:`~autodiff_ref.grading.execution.GuardedRun`:
+    checks put back before each test, a kernel's death recorded cell by cell) and, if so
+    configured, sandboxed."""
 
     sandbox = Enum(
         ["bubblewrap", "off"], default_value="off", config=True,
@@ -130,87 +74,8 @@ class GuardedExecute(Execute):
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
         # The caller's ``nb`` is run in place, as in the parent class.
         nb.metadata.setdefault(GRADING_METADATA, {})["sandbox"] = self.sandbox
-        self._running_cell: int | None = None
-        self._guarded: bool | None = None  # None until the snapshot before the first code cell
-        try:
-            return super().preprocess(nb, resources, km)
-        except DeadKernelError:
-            if self._running_cell is None:  # died before the first cell, e.g. while starting
-                raise
-            self._mark_cells_after_death(nb)
-            return nb, resources if resources is not None else {}
-
-    def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
-        if cell.cell_type != "code":
-            return super().preprocess_cell(cell, resources, index)
-        self._running_cell = index
-        if self._guarded is None:
-            # The guard is reached under a name made up for this run, never through a module
-            # attribute that a cell could replace (see integrity's docstring).
-            self._guard = f"_autodiff_grading_guard_{secrets.token_hex(8)}"
-            install = f"__import__('autodiff_ref.grading.integrity', fromlist=['install']).install({self._guard!r})"
-            self._guarded = self._run_hidden(install) is not None
-            if not self._guarded:
-                self.log.warning("Grading guard unavailable: is autodiff_ref installed in the grading kernel?")
-        put_back = None
-        if self._guarded and is_test_cell(cell):
-            put_back = self._run_hidden(f"{self._guard}.restore()")
-        cell, resources = super().preprocess_cell(cell, resources, index)
-        if self._guarded and is_test_cell(cell):
-            self._note_put_back(cell, _as_list(put_back))
-        if self._guarded and is_fixed_cell(cell):
-            names = bound_names(cell.source)
-            if names:
-                self._run_hidden(f"{self._guard}.record({names!r})")
-        return cell, resources
-
-    def _run_hidden(self, expression: str) -> str | None:
-        """Evaluate ``expression`` in the kernel, outside the notebook: the text of its result, or
-        None if it failed.
-
-        It goes in as a "user expression" of an empty, silent request, so neither the notebook's
-        history nor any input transformer the notebook installed ever sees it.
-        """
-        request = self.kc.execute("", silent=True, store_history=False, user_expressions={"result": expression})
-        result = self.wait_for_reply(request)["content"].get("user_expressions", {}).get("result", {})
-        return result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
-
-    def _note_put_back(self, cell: NotebookNode, names: list[str] | None) -> None:
-        """Tell the instructor (log) and the student (the cell's output) what was put back."""
-        grade_id = nbgrader_metadata(cell).get("grade_id")
-        if names is None:
-            message = (
-                f"Grading note: the grader could not check test {grade_id}'s surroundings: code "
-                "in this notebook interfered with autodiff_ref.grading.integrity."
-            )
-        elif names:
-            message = (
-                f"Grading note: before test {grade_id} ran, the grader put back what code in this "
-                f"notebook had replaced: {', '.join(names)}. The test ran against the real checks."
-            )
-        else:
-            return
-        cell.metadata[NOTE_TAG] = {"put_back": names} if names is not None else {"interfered": True}
-        self.log.warning(message)
-        # On stdout: nbgrader scores a test cell that printed to stderr as failed.
-        cell.outputs.insert(0, NotebookNode(output_type="stream", name="stdout", text=message + "\n"))
-
-    def _mark_cells_after_death(self, nb: NotebookNode) -> None:
-        died_at = self._running_cell
-        cause = (
-            f"the kernel died while running cell {died_at} (os._exit, a crash in native code, "
-            "or running out of memory); this cell and every cell after it could not run"
-        )
-        self.log.error("Kernel died in cell %d: %s", died_at, cause)
-        nb.cells[died_at].metadata[NOTE_TAG] = {"kernel_died": True}
-        for index, cell in enumerate(nb.cells):
-            if index < died_at or cell.cell_type != "code":
-                continue
-            if index > died_at:
-                cell.outputs = []
-                cell.execution_count = None
-            message = cause if index == died_at else f"not run: the kernel ended in cell {died_at}"
-            cell.outputs.append(_error_output(KERNEL_DIED, message))
+        self.surviving_death(nb, lambda: super(GuardedExecute, self).preprocess(nb, resources, km))
+        return nb, resources if resources is not None else {}
 
 
 # --- tampering ------------------------------------------------------------------------------------
@@ -227,34 +92,6 @@ def _handed_out(resources: dict[str, Any], config: Any) -> NotebookNode | None:
     path = Path(coursedir.format_path(coursedir.release_directory, ".", info["assignment"]))
     path = path / f"{info['notebook']}.ipynb"
     return nbformat.read(path, as_version=4) if path.is_file() else None
-
-
-def _fixed_cells(notebook: NotebookNode) -> dict[str, NotebookNode]:
-    """The cells a student may not change, by grade_id, in order."""
-    return {nbgrader_metadata(cell)["grade_id"]: cell for cell in notebook.cells if is_fixed_cell(cell)}
-
-
-def _normalized(source: str) -> str:
-    return re.sub(r"\s+$", "", source.replace("\r\n", "\n"), flags=re.MULTILINE).strip()
-
-
-def tampering(submitted: NotebookNode, handed_out: NotebookNode) -> tuple[list[str], list[str], list[str]]:
-    """The cells of ``handed_out`` that ``submitted`` edited or deleted (of those a student may not
-    change), and the cells it moved out of order (of all cells with a grade_id)."""
-    fixed = _fixed_cells(handed_out)
-    submitted_ids = [nbgrader_metadata(cell).get("grade_id") for cell in submitted.cells]
-    edited = sorted({
-        nbgrader_metadata(cell)["grade_id"] for cell in submitted.cells
-        if nbgrader_metadata(cell).get("grade_id") in fixed
-        and _normalized(cell.source) != _normalized(fixed[nbgrader_metadata(cell)["grade_id"]].source)
-    })
-    deleted = [grade_id for grade_id in fixed if grade_id not in submitted_ids]
-    handed_out_ids = [nbgrader_metadata(cell).get("grade_id") for cell in handed_out.cells]
-    handed_out_ids = [grade_id for grade_id in handed_out_ids if grade_id is not None]
-    kept = [grade_id for grade_id in dict.fromkeys(submitted_ids) if grade_id in handed_out_ids]
-    expected = [grade_id for grade_id in handed_out_ids if grade_id in kept]
-    moved = [got for want, got in zip(expected, kept) if want != got]
-    return edited, deleted, moved
 
 
 class FlagTampering(NbGraderPreprocessor):
@@ -329,57 +166,6 @@ def _unmark_earlier_copies(nb: NotebookNode) -> int:
     for cell in copies:
         del cell.metadata["nbgrader"]
     return len(copies)
-
-
-# What nbgrader reads from a cell's metadata to grade it: only the handed-out values count.
-_GRADING_KEYS = ("grade", "points", "solution", "locked")
-
-
-def keep_only_handed_out_grading(nb: NotebookNode, handed_out: NotebookNode) -> list[str]:
-    """Give every cell of ``nb`` the grading metadata of its cell in ``handed_out``; a description
-    of each change.
-
-    A cell whose grade_id the course never handed out (a "bonus" cell, or a cell pasted under a
-    new grade_id) becomes an ordinary cell, and changed points or kinds of cell go back to the
-    course's, so they count for nothing. (Left alone, nbgrader stops at them with a raw
-    ``NoResultFound`` traceback.)
-    """
-    original = {
-        nbgrader_metadata(cell)["grade_id"]: nbgrader_metadata(cell)
-        for cell in handed_out.cells if "grade_id" in nbgrader_metadata(cell)
-    }
-    changes = []
-    for cell in nb.cells:
-        metadata = nbgrader_metadata(cell)
-        if not metadata:
-            continue
-        grade_id = metadata.get("grade_id")
-        if grade_id not in original:
-            points = f" worth {metadata.get('points')} points" if metadata.get("grade") else ""
-            name = f"cell {grade_id}" if grade_id else "a cell without a grade_id"
-            changes.append(f"{name}{points} is not in the course's notebook; it was graded as an ordinary cell")
-            del cell.metadata["nbgrader"]
-            continue
-        for key in _GRADING_KEYS:
-            if metadata.get(key) != original[grade_id].get(key):
-                changes.append(
-                    f"cell {grade_id}'s {key} was changed from {original[grade_id].get(key)} to "
-                    f"{metadata.get(key)}; the course's value counts"
-                )
-                if key in original[grade_id]:
-                    metadata[key] = original[grade_id][key]
-                else:
-                    del metadata[key]
-    return changes
-
-
-def put_back_deleted(nb: NotebookNode, handed_out: NotebookNode, grade_id: str) -> None:
-    """Put the handed-out cell ``grade_id`` back into ``nb``, after the nearest cell that precedes it in both."""
-    order = [nbgrader_metadata(cell).get("grade_id") for cell in handed_out.cells]
-    original = handed_out.cells[order.index(grade_id)]
-    present = {nbgrader_metadata(cell).get("grade_id"): i for i, cell in enumerate(nb.cells)}
-    earlier = [present[g] for g in order[: order.index(grade_id)] if g is not None and g in present]
-    nb.cells.insert(earlier[-1] + 1 if earlier else 0, copy.deepcopy(original))
 
 
 # --- after grading ----------------------------------------------------------------------------------
