@@ -132,3 +132,14 @@ def _alive(pid: int) -> bool:
     # A zombie has ended; only its parent has not collected it yet.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_files_in_the_checks_folder_do_not_shadow_what_the_server_imports(tmp_path, monkeypatch):
+    (tmp_path / "numpy.py").write_text("raise SystemExit('the numpy.py of the folder was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    server = start_fork_server()
+    try:
+        notebook = _run(["import numpy; print(numpy.__name__, hasattr(numpy, 'ndarray'))"], tmp_path / "..", server)
+    finally:
+        server.close()
+    assert _printed(notebook.cells[0]) == "numpy True\n"

@@ -53,7 +53,14 @@ LAUNCHER = "ipykernel_launcher"
 
 
 def forking_works() -> bool:
-    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+    """Linux, with pidfds (Linux 5.3; a container's seccomp rules may still refuse them)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
 
 
 # --- the server's side ---------------------------------------------------------------------------
@@ -163,6 +170,9 @@ class ForkServer:
         self._process = subprocess.Popen(
             [sys.executable, "-c", "from autodiff_ref.grading.fork_server import serve; serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, text=True, bufsize=1,
+            # Not the check's working folder, which "-c" puts on sys.path: no file there may shadow
+            # what the server imports (a kernel launched as usual does not import from there either).
+            cwd="/",
         )
         return self
 
