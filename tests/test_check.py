@@ -344,6 +344,20 @@ def test_an_endless_loop_is_stopped_after_the_timeout_and_named_as_such(course, 
     assert "setprofile" not in output and "profiler" not in output
 
 
+def test_a_loop_that_swallows_the_interrupt_stops_the_kernel_instead_of_every_later_cell(course, capsys):
+    notebook = solved_notebook(ASSIGNMENT)
+    answer = cell_with_id(notebook, "topological_order")
+    answer.source += (
+        "\nwhile True:  # an interrupt does not end it\n"
+        "    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass\n"
+    )
+    assert main(["check", str(place(course, notebook)), "--timeout", "3"]) == 1
+    rows = table_rows(capsys.readouterr().out)
+    stopped = [grade_id for grade_id, row in rows.items() if "would not stop" in " ".join(row)]
+    # Every test after the answer is marked at once, instead of each waiting out the time limit.
+    assert stopped and stopped == list(rows)[list(rows).index(stopped[0]):]
+
+
 def test_the_kernel_is_shut_down_without_an_interrupt(course, monkeypatch, capsys):
     # An interrupt at shutdown made the kernel log "KeyboardInterrupt caught in kernel" into
     # the learner's terminal when it landed inside a message handler.

@@ -479,6 +479,27 @@ def test_the_endless_loop_is_stopped_by_the_cell_timeout(graded_class):
     assert {"KeyboardInterrupt", "CellTimeoutError"} & {e.ename for e in error_outputs(looping)}
 
 
+def test_a_cell_that_swallows_the_interrupt_has_its_kernel_stopped_and_says_why(tmp_path):
+    # A loop that catches KeyboardInterrupt goes on after the time limit's interrupt: the grader
+    # stops the kernel rather than let every later cell wait out the limit behind it.
+    from autodiff_ref.grading.cells import NOTE_TAG
+    from autodiff_ref.grading.preprocessors import GuardedExecute
+
+    stubborn = "while True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass"
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell(stubborn), nbformat.v4.new_code_cell("print(x)"),
+    ])
+    GuardedExecute(timeout=3, kernel_name="python3").preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    first, stuck, after = notebook.cells
+    assert not error_outputs(first)
+    assert error_outputs(stuck)[-1].ename == "KernelDied"
+    assert "went on when it was interrupted (does it catch KeyboardInterrupt" in error_outputs(stuck)[-1].evalue
+    assert stuck.metadata[NOTE_TAG] == {"kernel_stopped": True}
+    assert [(e.ename, e.evalue) for e in error_outputs(after)] == [
+        ("KernelDied", "not run: cell 1 would not stop, so the kernel was stopped")
+    ]
+
+
 def test_a_kernel_death_is_explained_in_the_cell_where_it_happened(graded_class):
     notebook = graded_class.autograded("kills_kernel")
     dying = cell_with_id(notebook, "evaluate")

@@ -12,6 +12,10 @@
   memory), the cells that ran keep their outputs, and the cell where the kernel died and every
   code cell after it get an error output saying so, which scores 0. ``raise SystemExit`` needs
   nothing special: IPython records it as that cell's error and the kernel keeps running.
+- A cell that runs past the time limit is interrupted (nbclient does that). One that goes on
+  even then -- a loop that catches ``KeyboardInterrupt``, or everything with a bare ``except:``
+  -- would make every later cell wait out the time limit too, behind it; instead the kernel is
+  stopped and the cells from there on are marked as with a kernel that died.
 
 Nothing here imports nbgrader, which ``check`` would pay about a second of CPU for at every run.
 """
@@ -20,16 +24,22 @@ from __future__ import annotations
 
 import ast
 import secrets
+import signal
+import time
+from queue import Empty
 from typing import Any, Callable
 
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
 from autodiff_ref.grading.cells import NOTE_TAG, bound_names, error_outputs, is_fixed_cell, is_test_cell, nbgrader_metadata
 
 KERNEL_DIED = "KernelDied"
+# How long a cell interrupted at the time limit has to stop before its kernel is stopped, in
+# seconds: time enough for an interrupt to reach Python from inside a long NumPy call.
+STOP_AFTER_INTERRUPT = 5.0
 # What a cell stopped at the timeout records, as nbgrader's Execute records it in grading.
 CELL_TIMEOUT_ERROR = {
     "ename": "CellTimeoutError", "evalue": "",
@@ -58,7 +68,12 @@ class GuardedRun:
         put_back = None
         if self._guarded and is_test_cell(cell):
             put_back = await self._run_hidden(f"{self._guard}.restore()")
-        cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        try:
+            cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        except CellTimeoutError:  # interrupted at the time limit, and then the kernel never went idle
+            await self._stop_stuck_kernel(cell_index)
+        if CELL_TIMEOUT_ERROR["ename"] in {error.get("ename") for error in error_outputs(cell)}:
+            await self._stop_unless_interrupted(cell_index)
         if self._guarded and is_test_cell(cell):
             self._note_put_back(cell, _as_list(put_back))
         if self._guarded and is_fixed_cell(cell):
@@ -76,6 +91,7 @@ class GuardedRun:
         first cell (while it starts) raises, as it would without this."""
         self._running_cell: int | None = None
         self._guarded: bool | None = None  # None until the snapshot before the first code cell
+        self._death: tuple[str, str, str] | None = None  # set when the run stops the kernel itself
         try:
             run()
         except DeadKernelError:
@@ -84,6 +100,34 @@ class GuardedRun:
             self._mark_cells_after_death(nb)
             return False
         return True
+
+    async def _stop_unless_interrupted(self, cell_index: int) -> None:
+        """After cell ``cell_index`` was interrupted at the time limit: if the kernel does not
+        answer a request within STOP_AFTER_INTERRUPT seconds, the cell is still running: stop
+        the kernel and end the run there (see :meth:`surviving_death`)."""
+        request = self.kc.execute("", silent=True, store_history=False)
+        deadline = time.monotonic() + STOP_AFTER_INTERRUPT
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                reply = await self.kc.shell_channel.get_msg(timeout=left)
+            except Empty:
+                break
+            if reply["parent_header"].get("msg_id") == request:
+                return
+        await self._stop_stuck_kernel(cell_index)
+
+    async def _stop_stuck_kernel(self, cell_index: int) -> None:
+        """Stop the kernel, which still runs cell ``cell_index`` though it was interrupted, and end
+        the run there."""
+        await self.km.signal_kernel(signal.SIGKILL)
+        self._death = (
+            f"cell {cell_index} ran past the time limit and went on when it was interrupted (does "
+            "it catch KeyboardInterrupt, or every exception with a bare `except:`?), so the kernel "
+            "was stopped; this cell and every cell after it could not run",
+            f"not run: cell {cell_index} would not stop, so the kernel was stopped",
+            "kernel_stopped",
+        )
+        raise DeadKernelError(f"cell {cell_index} would not stop when interrupted")
 
     async def _run_hidden(self, expression: str) -> str | None:
         """Evaluate ``expression`` in the kernel, outside the notebook: the text of its result, or
@@ -119,20 +163,21 @@ class GuardedRun:
 
     def _mark_cells_after_death(self, nb: NotebookNode) -> None:
         died_at = self._running_cell
-        cause = (
+        cause, later, tag = self._death or (
             f"the kernel died while running cell {died_at} (os._exit, a crash in native code, "
-            "or running out of memory); this cell and every cell after it could not run"
+            "or running out of memory); this cell and every cell after it could not run",
+            f"not run: the kernel ended in cell {died_at}",
+            "kernel_died",
         )
-        self.log.error("Kernel died in cell %d: %s", died_at, cause)
-        nb.cells[died_at].metadata[NOTE_TAG] = {"kernel_died": True}
+        self.log.error("Kernel ended in cell %d: %s", died_at, cause)
+        nb.cells[died_at].metadata[NOTE_TAG] = {tag: True}
         for index, cell in enumerate(nb.cells):
             if index < died_at or cell.cell_type != "code":
                 continue
             if index > died_at:
                 cell.outputs = []
                 cell.execution_count = None
-            message = cause if index == died_at else f"not run: the kernel ended in cell {died_at}"
-            cell.outputs.append(_error_output(KERNEL_DIED, message))
+            cell.outputs.append(_error_output(KERNEL_DIED, cause if index == died_at else later))
 
 
 class CheckRun(GuardedRun, NotebookClient):

@@ -237,6 +237,8 @@ def _noted(note: dict[str, Any], name: str) -> list[str]:
         noted.append(f"before test {name}, code in the notebook interfered with the grader's check")
     if note.get("kernel_died"):
         noted.append(f"the kernel died in {name}; nothing after it ran")
+    if note.get("kernel_stopped"):
+        noted.append(f"{name} would not stop at the time limit, so its kernel was stopped; nothing after it ran")
     return noted
 
 
