@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autodiff_ref.grading import ONE_THREAD
+from autodiff_ref.grading.fork_server import PREIMPORTS
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -341,14 +342,13 @@ KERNEL_ARGUMENTS = [
     # learner.
     "--DisplayFormatter.active_types=['text/plain']", "--IPKernelApp.log_level=ERROR",
     "--HistoryManager.hist_file=:memory:",  # as nbclient starts a kernel: no history file written
-    # Every notebook imports numpy and matplotlib first, and the grader's guard imports
-    # autodiff_ref.testing and numpy.testing before the first cell (integrity.snapshot): about a
-    # second of CPU that the kernel spends while it boots, on another core than the one preparing
-    # the notebook. The guard then finds the same modules loaded as in grading, so it guards the
-    # same ones. No name is left bound, so a notebook that forgot an import fails here as it
-    # does in grading.
-    "--IPKernelApp.exec_lines=import numpy, matplotlib.pyplot, numpy.testing, autodiff_ref.testing; "
-    "del numpy, matplotlib, autodiff_ref",
+    # What the fork server imports before it forks (fork_server.PREIMPORTS), imported here too
+    # where kernels start the usual way: while the kernel boots, on another core than the one
+    # preparing the notebook. (The grader's guard imports them before the first cell anyway, so
+    # it guards the same modules as in grading.) No name is left bound, so a notebook that forgot
+    # an import fails here as it does in grading.
+    f"--IPKernelApp.exec_lines=import {', '.join(PREIMPORTS)}; "
+    f"del {', '.join(sorted({name.split('.')[0] for name in PREIMPORTS}))}",
 ]
 
 
@@ -392,6 +392,7 @@ async def _shut_down(kernel) -> None:
 
 
 def shut_down(kernel) -> None:
+    """Stop ``kernel`` at once and free what it held (see _shut_down)."""
     from jupyter_core.utils import run_sync
 
     run_sync(_shut_down)(kernel)
