@@ -167,13 +167,16 @@ def which_assignment(learner: NotebookNode, path: Path, course: Course) -> str:
     breaks a tie), so that a renamed or moved copy is still recognised."""
     ours = _grade_ids(learner)
     best, best_share = None, 0.0
-    for name in course.assignments():
+    names = course.assignments()
+    named = [name for name in names if name in (path.stem, path.parent.name)]
+    for name in named + [name for name in names if name not in named]:
         reference = course.reference_path(name)
         theirs = _grade_ids(json.loads(reference.read_text(encoding="utf-8")))
         share = len(ours & theirs) / max(len(theirs), 1)
-        named_so = name in (path.stem, path.parent.name)
-        if share > best_share or (share == best_share and share > 0 and named_so):
+        if share > best_share or (share == best_share and share > 0 and name in named):
             best, best_share = name, share
+        if best_share == 1 and best in named:
+            break  # nothing can share more, and a tie goes to the name: no need to read the rest
     if best is None:
         places = ", ".join(str(folder) for folder in (course.solutions, course.released) if folder)
         raise CheckError(
