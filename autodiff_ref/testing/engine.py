@@ -8,11 +8,11 @@ in float64), and raises :class:`~autodiff_ref.testing.core.CheckFailure` with a 
 the graph, the tensor, the expected and the actual values, and the likely mistake.
 
 * :func:`check_tensor_topological_order` — ``topological_order(root)``: any valid order passes;
-  a 10,000-op chain rules out recursion.
+  a 3,000-op chain rules out recursion.
 * :func:`check_accumulate_grad` — ``accumulate_grad(tensor, grad)``: adds to ``.grad``, and stores
   an array of its own.
 * :func:`check_backward_pass` — ``backward(root, grad=None)``: a tensor used twice, a diamond,
-  broadcasting, constants, non-scalar roots, a 10,000-op chain, and a second call.
+  broadcasting, constants, non-scalar roots, a 3,000-op chain, and a second call.
 * :func:`check_straight_through` — rounding whose backward is the identity, made with ``detach``.
 * :func:`check_numeric_gradient` — central differences over every element of an array.
 * :func:`check_gradcheck` — the learner's ``gradcheck`` passes correct ops and rejects wrong
@@ -53,7 +53,10 @@ __all__ = [
     "hvp_or_reference",
 ]
 
-CHAIN_LENGTH = 10_000
+# A recursive walk needs a Python frame per tensor at least, and Python stops at
+# sys.getrecursionlimit() frames, 1,000 unless raised: a chain three times that long fails any
+# recursive walk, at a third of the cost of 10,000 ops (a check runs this chain twice).
+CHAIN_LENGTH = 3_000
 
 # The reference engine's backward pass, in each form a learner could call it: the exercises of
 # accumulating and propagating gradients may not hand their work to it.
@@ -353,7 +356,7 @@ def check_tensor_topological_order(
 
     Any valid order passes. Constants and data (tensors without grad) count: they are inputs too.
     The graphs: a single leaf, every graph of :func:`check_backward_pass`, 16 stacked diamonds (a
-    walk that does not skip visited tensors lists them many times), and a chain of 10,000 ops (a
+    walk that does not skip visited tensors lists them many times), and a chain of 3,000 ops (a
     recursive walk hits Python's recursion limit). ``more`` adds the extra graphs of
     :func:`check_backward_pass`.
     """
@@ -725,7 +728,7 @@ def check_backward_pass(
     that do not require grad keep ``.grad`` None. The graphs: ``x + x``, ``x * x`` and
     ``w1*x + w2*x`` (a tensor used twice), a diamond, a tensor used at two depths, broadcasting,
     a layer on data that needs no gradient, constants, a root of shape (2, 3) without and with a
-    given ``grad``, and (``deep``) a chain of 10,000 ops; ``more`` adds indexing that picks one
+    given ``grad``, and (``deep``) a chain of 3,000 ops; ``more`` adds indexing that picks one
     element twice, log_softmax, two layers with relu, a root that is a leaf, and a root of
     shape (1, 1). Leaves are compared with numeric
     gradients, every other tensor with autodiff_ref; no two ``.grad`` may share memory; then a

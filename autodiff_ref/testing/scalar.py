@@ -11,7 +11,7 @@ adds d root / d node to ``node.grad`` for every node ``root`` depends on, ``root
   Python numbers on either side and a node used as both inputs.
 * :func:`check_backward` checks ``backward()`` alone, on graphs it builds with the constructor
   (so a wrong op cannot hide a right backward, or the other way round): nodes used twice, a
-  diamond, a node used at two depths, a 10,000-op chain, and accumulation across calls.
+  diamond, a node used at two depths, a 3,000-op chain, and accumulation across calls.
 * :func:`check_expression` checks ops and ``backward()`` together on one expression built with
   the learner's own ops, against the reference engine and numeric gradients.
 * :func:`value_class_or_reference` hands back the learner's class when it passes both, and the
@@ -546,7 +546,10 @@ class _NodeOps:
         return self.node(e, (a,), (e,), "exp")
 
 
-CHAIN_LENGTH = 10_000
+# A recursive backward needs a Python frame per node at least, and Python stops at
+# sys.getrecursionlimit() frames, 1,000 unless raised: a chain three times that long fails any
+# recursive walk, at a third of the cost of 10,000 ops.
+CHAIN_LENGTH = 3_000
 
 
 def _long_chain(ops: Any, x: Any) -> Any:
@@ -780,7 +783,7 @@ def check_backward(ValueClass: type, *, seed: int = 0) -> None:
 
     The graphs are built with ``ValueClass(data, inputs=..., local_grads=..., op=...)``, so
     only ``backward`` is on trial: ``x + x``, ``x * x`` and ``w1*x + w2*x`` (a node used
-    twice), a diamond, a node used at two depths, and a chain of 10,000 ops (a recursive walk
+    twice), a diamond, a node used at two depths, and a chain of 3,000 ops (a recursive walk
     fails there). Every leaf's ``.grad`` is compared with a numeric gradient and the root's
     ``.grad`` must be 1. Then a second ``backward()`` on each graph must double every leaf's
     ``.grad``: gradients accumulate across calls.
