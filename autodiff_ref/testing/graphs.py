@@ -18,11 +18,11 @@ learner's own nodes. Every check compares with the reference package: the order 
   node, naming the first node that is not what the expression needs.
 * :func:`check_topological_order` accepts any valid order and names the node that is missing,
   repeated or placed before one of its inputs; it tries a node used twice, diamonds, random
-  graphs and a 10,000-node chain (which a recursive walk cannot finish). On 16 stacked diamonds,
+  graphs and a 3,000-node chain (which a recursive walk cannot finish). On 16 stacked diamonds,
   made of the checker's own nodes, it counts how often the walk reads the nodes' inputs.
 * :func:`check_evaluate` checks the returned root value and every node's ``value``, that a second
   evaluation after a leaf changed recomputes, that a shared node is computed once, and a
-  10,000-node chain.
+  3,000-node chain.
 
 A check passes silently or raises :class:`~autodiff_ref.testing.core.CheckFailure`.
 """
@@ -61,7 +61,10 @@ GRAPH_OPS: dict[str, tuple[int, Callable[..., Any]]] = {
     "reciprocal": (1, lambda x: x ** -1),  # one input, as in the notebook (1 / x would add a leaf)
 }
 NON_COMMUTATIVE = ("sub", "div")
-DEEP_CHAIN_LENGTH = 10_000
+# A recursive walk needs a Python frame per node at least, and Python stops at
+# sys.getrecursionlimit() frames, 1,000 unless raised: a chain three times that long fails any
+# recursive walk, at a third of the cost of 10,000 nodes.
+DEEP_CHAIN_LENGTH = 3_000
 
 Builder = Callable[..., Any]
 
@@ -559,7 +562,7 @@ def check_topological_order(
 
     Any valid order passes. The graphs, built with ``leaf`` and ``op_node``: a single leaf,
     ``(a - b) + c``, ``x * x``, a diamond, the sigmoid, a node used at two depths, 16 stacked
-    diamonds, the random graphs with the given seeds, and (``deep``) a 10,000-node chain. The
+    diamonds, the random graphs with the given seeds, and (``deep``) a 3,000-node chain. The
     stacked diamonds are made of the checker's own nodes, which count how often their inputs are
     read: a walk that does not skip visited nodes reads them about 260,000 times there and fails
     on the count, even if it drops the repeats before it returns.
@@ -741,7 +744,7 @@ def check_evaluate(
     Compared node by node with the same graph computed by ``autodiff_ref.scalar.Value``, on:
     ``(3 - 2) + 1``, ``x * x``, a diamond, the sigmoid, a node used at two depths, 16 stacked
     diamonds, random graphs with the given seeds, then the graph of ``(a - b) + c`` again after
-    its leaves changed (a second call must recompute), and (``deep``) a 10,000-node chain. When
+    its leaves changed (a second call must recompute), and (``deep``) a 3,000-node chain. When
     ``ops`` (the notebook's table of op functions) is given, its functions are counted during
     each call: a graph with n op nodes must cost at most n op calls, so shared nodes are
     computed once.
