@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 
 import pytest
 
@@ -260,6 +261,14 @@ def test_a_recursive_order_passes_small_graphs_and_fails_the_deep_chain_with_adv
         check_topological_order(recursive_order, leaf, op_node)
     assert "`visit` (inside `recursive_order`) calls itself once per node" in str(failure.value)
     assert "explicit stack" in str(failure.value)
+    # A notebook that raised the recursion limit gets a chain three times as deep as the limit.
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(2_000)
+    try:
+        with fails("for a chain of 6,000 neg nodes hit Python's recursion limit (RecursionError)"):
+            check_topological_order(recursive_order, leaf, op_node)
+    finally:
+        sys.setrecursionlimit(before)
 
 
 def without_visited_set(root):
