@@ -1092,16 +1092,26 @@ class MaxPool2d(Function):
         self.size = _check_pool_size(size)
 
     def forward(self, x):
-        return _pool_windows(x, self.size).max(axis=(3, 5))
+        # np.maximum over the size * size arrays windows[:, :, :, u, :, v] (element (u, v) of every
+        # window): many times faster than .max(axis=(3, 5)), whose inner loops are size elements long.
+        windows = _pool_windows(x, self.size)
+        out = windows[:, :, :, 0, :, 0]
+        for u in range(self.size):
+            for v in range(self.size):
+                out = np.maximum(out, windows[:, :, :, u, :, v])
+        return out
 
     def backward(self, g, node):
         (x,) = node.inputs
         windows = _pool_windows(x._data, self.size)
-        n, c, rows, size, columns, _ = windows.shape
-        flat = windows.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, rows, columns, size * size)
-        winner = np.zeros_like(flat)
-        np.put_along_axis(winner, flat.argmax(axis=-1)[..., None], 1, axis=-1)  # the first maximum
-        mask = winner.reshape(n, c, rows, columns, size, size).transpose(0, 1, 2, 4, 3, 5)
+        top = self.forward(x._data)
+        mask = np.zeros(windows.shape, dtype=x._data.dtype)
+        unclaimed = np.ones(top.shape, dtype=bool)  # windows whose maximum is still to find
+        for u in range(self.size):  # row-major order, as argmax scans: the first maximum wins
+            for v in range(self.size):
+                first = (windows[:, :, :, u, :, v] == top) & unclaimed
+                mask[:, :, :, u, :, v] = first
+                unclaimed &= ~first
         return (_spread(g, self.size, constant(mask), x.shape),)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 import inspect
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -333,6 +334,21 @@ def preorder(root):
 ])
 def test_topological_order_mistakes(order, hint):
     assert hint in message_of(check_tensor_topological_order, order)
+
+
+@pytest.mark.parametrize("limit, length", [(1_000, "3,000"), (2_000, "6,000"), (8_000, "10,000")])
+def test_a_raised_recursion_limit_gets_a_longer_chain(limit, length):
+    # The deep chain is three times the recursion limit (3,000 to 10,000 ops), read when the check
+    # runs: a recursive walk fails it even after the notebook raised the limit below 10,000.
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        for check, walk in ((check_tensor_topological_order, recursive_order),
+                            (check_backward_pass, make_backward(order=recursive_order))):
+            message = message_of(check, walk)
+            assert f"a chain of {length} ops" in message and "explicit stack" in message
+    finally:
+        sys.setrecursionlimit(before)
 
 
 def test_unwritten_function_says_so():

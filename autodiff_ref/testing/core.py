@@ -85,6 +85,18 @@ def _rendered(name: str, message: str) -> list[str]:
     return [f"\x1b[0;31m{name}\x1b[0m: {first}", *rest]
 
 
+def deep_chain_length() -> int:
+    """How many ops the checks' deep chains have, which a walk that recurses must fail on.
+
+    A recursive walk spends at least one Python frame per node, and Python stops at
+    ``sys.getrecursionlimit()`` frames: 1,000 unless raised. Three times the limit, at least
+    3,000, fails any recursive walk with room to spare; read when the check runs, so that a
+    notebook that raised the limit gets a longer chain. At most 10,000, which keeps a check's
+    time bounded (a walk under a limit above that is not caught).
+    """
+    return min(10_000, max(3_000, 3 * sys.getrecursionlimit()))
+
+
 def random_array(
     shape: tuple[int, ...], rng: np.random.Generator, domain: str = "real"
 ) -> np.ndarray:

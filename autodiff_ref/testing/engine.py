@@ -8,11 +8,11 @@ in float64), and raises :class:`~autodiff_ref.testing.core.CheckFailure` with a 
 the graph, the tensor, the expected and the actual values, and the likely mistake.
 
 * :func:`check_tensor_topological_order` — ``topological_order(root)``: any valid order passes;
-  a 10,000-op chain rules out recursion.
+  a chain of 3,000 ops or more (:func:`deep_chain_length`) rules out recursion.
 * :func:`check_accumulate_grad` — ``accumulate_grad(tensor, grad)``: adds to ``.grad``, and stores
   an array of its own.
 * :func:`check_backward_pass` — ``backward(root, grad=None)``: a tensor used twice, a diamond,
-  broadcasting, constants, non-scalar roots, a 10,000-op chain, and a second call.
+  broadcasting, constants, non-scalar roots, a chain of 3,000 ops or more, and a second call.
 * :func:`check_straight_through` — rounding whose backward is the identity, made with ``detach``.
 * :func:`check_numeric_gradient` — central differences over every element of an array.
 * :func:`check_gradcheck` — the learner's ``gradcheck`` passes correct ops and rejects wrong
@@ -27,6 +27,7 @@ already check the notebooks' graph and scalar engines.)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -38,8 +39,8 @@ from ..gradcheck import numeric_grad
 from ..graph import topological_order as reference_topological_order
 from ..ops import unbroadcast
 from ..tensor import Function, Tensor, _backpropagate, grad, is_grad_enabled, no_grad
-from .core import (ATOL, RTOL, CheckFailure, format_index, guess_mistake, own_work, random_array,
-                   watched, yours_or_reference)
+from .core import (ATOL, RTOL, CheckFailure, deep_chain_length, format_index, guess_mistake, own_work,
+                   random_array, watched, yours_or_reference)
 
 __all__ = [
     "check_tensor_topological_order",
@@ -52,8 +53,6 @@ __all__ = [
     "check_hvp",
     "hvp_or_reference",
 ]
-
-CHAIN_LENGTH = 10_000
 
 # The reference engine's backward pass, in each form a learner could call it: the exercises of
 # accumulating and propagating gradients may not hand their work to it.
@@ -149,12 +148,6 @@ class _Graph:
     given_grad: bool = False  # backward(root, grad) with a random grad, rather than backward(root)
 
 
-def _chain(x: Tensor) -> Tensor:
-    for _ in range(CHAIN_LENGTH):
-        x = x * 1.0001
-    return x.sum()
-
-
 def _stacked_diamonds(x: Tensor) -> Tensor:
     # Each level uses the one below twice, so a walk that does not skip visited tensors makes
     # 2**16 visits and lists tensors many times over.
@@ -234,10 +227,21 @@ _MORE_GRAPHS = (
         lambda x, y: x @ y,
     ),
 )
-_CHAIN_GRAPH = _Graph(
-    f"a chain of {CHAIN_LENGTH:,} ops: out = (1.0001 * (1.0001 * (... * x))).sum()",
-    (_Leaf("x", (2,)),), _chain,
-)
+
+
+@functools.lru_cache(maxsize=None)
+def _chain_graph(length: int) -> _Graph:
+    """A chain of ``length`` ops (:func:`deep_chain_length`), which a recursive walk cannot finish."""
+
+    def chain(x: Tensor) -> Tensor:
+        for _ in range(length):
+            x = x * 1.0001
+        return x.sum()
+
+    return _Graph(f"a chain of {length:,} ops: out = (1.0001 * (1.0001 * (... * x))).sum()",
+                  (_Leaf("x", (2,)),), chain)
+
+
 _STACKED_GRAPH = _Graph(
     "16 stacked diamonds: x = tanh(x) + 0.1 * exp(x) 16 times; out = x.sum()",
     (_Leaf("x", (2,), "unit"),), _stacked_diamonds,
@@ -353,16 +357,16 @@ def check_tensor_topological_order(
 
     Any valid order passes. Constants and data (tensors without grad) count: they are inputs too.
     The graphs: a single leaf, every graph of :func:`check_backward_pass`, 16 stacked diamonds (a
-    walk that does not skip visited tensors lists them many times), and a chain of 10,000 ops (a
-    recursive walk hits Python's recursion limit). ``more`` adds the extra graphs of
-    :func:`check_backward_pass`.
+    walk that does not skip visited tensors lists them many times), and a chain of 3,000 ops or
+    more (a recursive walk hits Python's recursion limit: :func:`deep_chain_length`). ``more``
+    adds the extra graphs of :func:`check_backward_pass`.
     """
     with own_work("topological_order", topological_order, reference_topological_order):
         rng = np.random.default_rng(seed)
         single = Tensor(random_array((2,), rng), requires_grad=True)
         cases = [_Built(_Graph("a graph that is a single leaf x", (), lambda: single), {"x": single}, single,
                         {id(single): "the leaf x (also the root)"})]
-        graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + (_STACKED_GRAPH, _CHAIN_GRAPH)
+        graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + (_STACKED_GRAPH, _chain_graph(deep_chain_length()))
         cases += [_build(graph, rng) for graph in graphs]
         for built in cases:
             order = _call(topological_order, built.root, what=f"topological_order(out) for {built.text}")
@@ -725,9 +729,9 @@ def check_backward_pass(
     that do not require grad keep ``.grad`` None. The graphs: ``x + x``, ``x * x`` and
     ``w1*x + w2*x`` (a tensor used twice), a diamond, a tensor used at two depths, broadcasting,
     a layer on data that needs no gradient, constants, a root of shape (2, 3) without and with a
-    given ``grad``, and (``deep``) a chain of 10,000 ops; ``more`` adds indexing that picks one
-    element twice, log_softmax, two layers with relu, a root that is a leaf, and a root of
-    shape (1, 1). Leaves are compared with numeric
+    given ``grad``, and (``deep``) a chain of 3,000 ops or more (:func:`deep_chain_length`);
+    ``more`` adds indexing that picks one element twice, log_softmax, two layers with relu, a
+    root that is a leaf, and a root of shape (1, 1). Leaves are compared with numeric
     gradients, every other tensor with autodiff_ref; no two ``.grad`` may share memory; then a
     second call must double every gradient. Last, the two rules the notebook states besides: a
     ``grad`` of the wrong shape raises a ValueError that names both shapes, and the ops' backward
@@ -735,10 +739,11 @@ def check_backward_pass(
     """
     with own_work("backward", backward, _reference_backward, also=_REFERENCE_BACKWARD):
         rng = np.random.default_rng(seed)
-        graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + ((_CHAIN_GRAPH,) if deep else ())
+        chain = _chain_graph(deep_chain_length())
+        graphs = _GRAPHS + (_MORE_GRAPHS if more else ()) + ((chain,) if deep else ())
         runs = [_check_first_backward(backward, _build(graph, rng), rng) for graph in graphs]
         for run in runs:
-            if run.built.graph is not _CHAIN_GRAPH:
+            if run.built.graph is not chain:
                 _check_second_backward(backward, run)
         _check_seed_shape_is_refused(backward, rng)
         _check_walk_records_nothing(backward, rng)

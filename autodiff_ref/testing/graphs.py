@@ -18,11 +18,12 @@ learner's own nodes. Every check compares with the reference package: the order 
   node, naming the first node that is not what the expression needs.
 * :func:`check_topological_order` accepts any valid order and names the node that is missing,
   repeated or placed before one of its inputs; it tries a node used twice, diamonds, random
-  graphs and a 10,000-node chain (which a recursive walk cannot finish). On 16 stacked diamonds,
-  made of the checker's own nodes, it counts how often the walk reads the nodes' inputs.
+  graphs and a chain of 3,000 nodes or more (which a recursive walk cannot finish). On 16
+  stacked diamonds, made of the checker's own nodes, it counts how often the walk reads the
+  nodes' inputs.
 * :func:`check_evaluate` checks the returned root value and every node's ``value``, that a second
   evaluation after a leaf changed recomputes, that a shared node is computed once, and a
-  10,000-node chain.
+  chain of 3,000 nodes or more.
 
 A check passes silently or raises :class:`~autodiff_ref.testing.core.CheckFailure`.
 """
@@ -39,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..graph import topological_order as reference_topological_order
-from .core import ATOL, RTOL, CheckFailure, own_work, watched, where_raised
+from .core import ATOL, RTOL, CheckFailure, deep_chain_length, own_work, watched, where_raised
 
 __all__ = [
     "GRAPH_OPS",
@@ -61,7 +62,6 @@ GRAPH_OPS: dict[str, tuple[int, Callable[..., Any]]] = {
     "reciprocal": (1, lambda x: x ** -1),  # one input, as in the notebook (1 / x would add a leaf)
 }
 NON_COMMUTATIVE = ("sub", "div")
-DEEP_CHAIN_LENGTH = 10_000
 
 Builder = Callable[..., Any]
 
@@ -392,7 +392,9 @@ def _graph_stacked_diamonds(leaf: Builder, op_node: Builder, depth: int = 16) ->
     return h, f"{depth} diamonds stacked on each other"
 
 
-def _graph_chain(leaf: Builder, op_node: Builder, length: int = DEEP_CHAIN_LENGTH) -> tuple[Any, str]:
+def _graph_chain(leaf: Builder, op_node: Builder, length: int | None = None) -> tuple[Any, str]:
+    """A chain of ``length`` neg nodes, :func:`deep_chain_length` by default: too deep to recurse."""
+    length = deep_chain_length() if length is None else length
     h = leaf(0.5, "x")
     for i in range(length):
         h = op_node("neg", h, name=f"n{i}")
@@ -559,8 +561,8 @@ def check_topological_order(
 
     Any valid order passes. The graphs, built with ``leaf`` and ``op_node``: a single leaf,
     ``(a - b) + c``, ``x * x``, a diamond, the sigmoid, a node used at two depths, 16 stacked
-    diamonds, the random graphs with the given seeds, and (``deep``) a 10,000-node chain. The
-    stacked diamonds are made of the checker's own nodes, which count how often their inputs are
+    diamonds, the random graphs with the given seeds, and (``deep``) a chain of 3,000 nodes or
+    more (:func:`deep_chain_length`). The stacked diamonds are made of the checker's own nodes, which count how often their inputs are
     read: a walk that does not skip visited nodes reads them about 260,000 times there and fails
     on the count, even if it drops the repeats before it returns.
     """
@@ -741,7 +743,7 @@ def check_evaluate(
     Compared node by node with the same graph computed by ``autodiff_ref.scalar.Value``, on:
     ``(3 - 2) + 1``, ``x * x``, a diamond, the sigmoid, a node used at two depths, 16 stacked
     diamonds, random graphs with the given seeds, then the graph of ``(a - b) + c`` again after
-    its leaves changed (a second call must recompute), and (``deep``) a 10,000-node chain. When
+    its leaves changed (a second call must recompute), and (``deep``) a chain of 3,000 nodes or more. When
     ``ops`` (the notebook's table of op functions) is given, its functions are counted during
     each call: a graph with n op nodes must cost at most n op calls, so shared nodes are
     computed once.

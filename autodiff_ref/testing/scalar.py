@@ -11,7 +11,7 @@ adds d root / d node to ``node.grad`` for every node ``root`` depends on, ``root
   Python numbers on either side and a node used as both inputs.
 * :func:`check_backward` checks ``backward()`` alone, on graphs it builds with the constructor
   (so a wrong op cannot hide a right backward, or the other way round): nodes used twice, a
-  diamond, a node used at two depths, a 10,000-op chain, and accumulation across calls.
+  diamond, a node used at two depths, a chain of 3,000 ops or more, and accumulation across calls.
 * :func:`check_expression` checks ops and ``backward()`` together on one expression built with
   the learner's own ops, against the reference engine and numeric gradients.
 * :func:`value_class_or_reference` hands back the learner's class when it passes both, and the
@@ -35,7 +35,7 @@ import numpy as np
 from ..gradcheck import numeric_grad
 from ..graph import topological_order
 from ..scalar import Value as ReferenceValue
-from .core import ATOL, RTOL, CheckFailure, own_work, passed, random_array, watched
+from .core import ATOL, RTOL, CheckFailure, deep_chain_length, own_work, passed, random_array, watched
 
 __all__ = [
     "SCALAR_OPS",
@@ -546,13 +546,15 @@ class _NodeOps:
         return self.node(e, (a,), (e,), "exp")
 
 
-CHAIN_LENGTH = 10_000
+def _long_chain(length: int) -> Callable[..., Any]:
+    """A chain of ``length`` ops (:func:`deep_chain_length`), which a recursive walk cannot finish."""
 
+    def build(ops: Any, x: Any) -> Any:
+        for _ in range(length):
+            x = ops.scale(x, 1.0001)
+        return x
 
-def _long_chain(ops: Any, x: Any) -> Any:
-    for _ in range(CHAIN_LENGTH):
-        x = ops.scale(x, 1.0001)
-    return x
+    return build
 
 
 @dataclass(frozen=True)
@@ -586,8 +588,11 @@ _GRAPHS = (
         lambda ops, x, y: (lambda h: ops.mul(h, ops.add(h, x)))(ops.mul(x, y)),
         _ORDER_LESSON,
     ),
-    _Graph(f"a chain of {CHAIN_LENGTH:,} ops: out = 1.0001 * (1.0001 * (... * x))", ("x",), _long_chain),
 )
+
+
+def _chain_graph(length: int) -> _Graph:
+    return _Graph(f"a chain of {length:,} ops: out = 1.0001 * (1.0001 * (... * x))", ("x",), _long_chain(length))
 
 
 def _simulated_mistakes(root: Any) -> dict[str, dict[int, float]]:
@@ -780,15 +785,15 @@ def check_backward(ValueClass: type, *, seed: int = 0) -> None:
 
     The graphs are built with ``ValueClass(data, inputs=..., local_grads=..., op=...)``, so
     only ``backward`` is on trial: ``x + x``, ``x * x`` and ``w1*x + w2*x`` (a node used
-    twice), a diamond, a node used at two depths, and a chain of 10,000 ops (a recursive walk
-    fails there). Every leaf's ``.grad`` is compared with a numeric gradient and the root's
-    ``.grad`` must be 1. Then a second ``backward()`` on each graph must double every leaf's
-    ``.grad``: gradients accumulate across calls.
+    twice), a diamond, a node used at two depths, and a chain of 3,000 ops or more (a recursive
+    walk fails there: :func:`deep_chain_length`). Every leaf's ``.grad`` is compared with a
+    numeric gradient and the root's ``.grad`` must be 1. Then a second ``backward()`` on each
+    graph must double every leaf's ``.grad``: gradients accumulate across calls.
     """
     with own_work(_name_of(ValueClass), ValueClass, ReferenceValue, methods=("backward",)):
         rng = np.random.default_rng(seed)
         checked = []
-        for graph in _GRAPHS:
+        for graph in _GRAPHS + (_chain_graph(deep_chain_length()),):
             leaf_data = tuple(round(float(x), 3) for x in random_array((len(graph.leaf_names),), rng))
             checked.append(_check_first_backward(ValueClass, graph, leaf_data))
         for graph in checked:
