@@ -1105,13 +1105,16 @@ class MaxPool2d(Function):
         (x,) = node.inputs
         windows = _pool_windows(x._data, self.size)
         top = self.forward(x._data)
+        offsets = [(u, v) for u in range(self.size) for v in range(self.size)]
+        # The offset in each window that gets the gradient, scanning row by row as PyTorch does:
+        # the first maximum, or the last NaN in a window that has one.
+        winner = np.full(top.shape, -1)
+        for k, (u, v) in enumerate(offsets):
+            here = windows[:, :, :, u, :, v]
+            winner = np.where(((here == top) & (winner < 0)) | np.isnan(here), k, winner)
         mask = np.zeros(windows.shape, dtype=x._data.dtype)
-        unclaimed = np.ones(top.shape, dtype=bool)  # windows whose maximum is still to find
-        for u in range(self.size):  # row-major order, as argmax scans: the first maximum wins
-            for v in range(self.size):
-                first = (windows[:, :, :, u, :, v] == top) & unclaimed
-                mask[:, :, :, u, :, v] = first
-                unclaimed &= ~first
+        for k, (u, v) in enumerate(offsets):
+            mask[:, :, :, u, :, v] = winner == k
         return (_spread(g, self.size, constant(mask), x.shape),)
 
 

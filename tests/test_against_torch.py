@@ -247,6 +247,24 @@ def test_ties_and_bounds_split_and_pass_gradients_as_torch_does():
         np.testing.assert_allclose(y.grad, yt.grad.numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("size", [2, 3])
+def test_max_pooling_passes_gradients_on_ties_and_nans_as_torch_does(size):
+    # Ties: the first maximum of a window, row by row. NaN: the window's value, and its last NaN
+    # gets the gradient.
+    rng = np.random.default_rng(size)
+    x = rng.integers(0, 3, size=(2, 3, 7, 8)).astype(float)
+    x[0, 0, :size, :size] = np.nan
+    x[1, 2, 0, :2] = np.nan
+    seed = rng.standard_normal((2, 3, 7 // size, 8 // size))
+    ours = Tensor(x, requires_grad=True)
+    (ops.max_pool2d(ours, size) * Tensor(seed)).sum().backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    value = torch.nn.functional.max_pool2d(theirs, size)
+    value.backward(torch.tensor(seed))
+    np.testing.assert_array_equal(ops.max_pool2d(Tensor(x), size).data, value.detach().numpy())
+    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+
+
 def test_second_derivatives_through_a_convolution_match_torch():
     rng = np.random.default_rng(2)
     x, w, v = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((4, 3, 3, 3))
