@@ -113,6 +113,22 @@ def test_kernels_end_when_their_server_ends(fork_server, tmp_path):
         shut_down(kernel)
 
 
+def test_kernels_end_when_their_check_is_killed(fork_server, tmp_path):
+    # A killed check closes the server's stdin without stopping its kernels first.
+    kernel = start_kernel(tmp_path, fork_server)
+    client = kernel.client()
+    client.start_channels()
+    try:
+        run_sync(client.wait_for_ready)(timeout=60)
+        pid = kernel.provisioner.process.pid
+        fork_server._process.stdin.close()
+        assert fork_server._process.wait(timeout=10) == 0
+        assert not _alive(pid)
+    finally:
+        client.stop_channels()
+        shut_down(kernel)
+
+
 @pytest.mark.parametrize("wait_until_ready", [False, True])
 def test_the_server_ends_when_its_check_closes_it_and_says_nothing(wait_until_ready, capfd):
     server = start_fork_server()

@@ -83,21 +83,41 @@ def serve() -> None:
             importlib.import_module(name)
         except Exception:  # as when a kernel's exec_lines fail: the notebook's own import shows it
             traceback.print_exc()
-    signal.signal(signal.SIGCHLD, _reap)
+    kernels: set[int] = set()
+
+    def reap(_signum, _frame) -> None:
+        # Collect the kernels that ended: none stays a zombie while others run, and the CPU
+        # time they used counts as the server's, and so as the check's (benchmarks read it).
+        try:
+            while pid := os.waitpid(-1, os.WNOHANG)[0]:
+                kernels.discard(pid)
+        except ChildProcessError:
+            pass
+
+    signal.signal(signal.SIGCHLD, reap)
     try:
         print("ready", file=replies, flush=True)
         for line in sys.stdin:
             request = json.loads(line)
+            # Not reaped before it is recorded: a kernel that ends at once leaves no stale pid.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             pid = os.fork()
             if pid == 0:
                 replies.close()
                 _become_kernel(kernelapp, request)
+            kernels.add(pid)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             print(pid, file=replies, flush=True)
     except BrokenPipeError:  # the check ended
         pass
-    # The check is over and has stopped its kernels: collect them, then end without tidying up
-    # (there is nothing to).
+    # The check is over. It stopped its kernels, unless it was killed: stop what is left (each
+    # leads its own process group), collect them, and end without tidying up (nothing to).
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for pid in kernels:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     while True:
         try:
             os.wait()
@@ -105,21 +125,12 @@ def serve() -> None:
             os._exit(0)
 
 
-def _reap(_signum, _frame) -> None:
-    """Collect the kernels that ended: none stays a zombie while others run, and the CPU time
-    they used counts as the server's, and so as the check's (``python -m benchmarks`` reads it)."""
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
-
-
 def _become_kernel(kernelapp, request: dict) -> None:
     """In the forked child: become what ``python -m ipykernel_launcher ARGS`` would be. Never returns."""
     status = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel waits for its own subprocesses
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.setsid()  # as jupyter_client starts a kernel: Ctrl-C in the terminal does not reach it
         stdin = os.open(os.devnull, os.O_RDONLY)
