@@ -96,33 +96,22 @@ def test_a_kernel_that_dies_is_seen_dead(fork_server, tmp_path):
         _run(["import os; os._exit(3)", "print('never')"], tmp_path, fork_server)
 
 
-def test_kernels_end_when_their_server_ends(fork_server, tmp_path):
+@pytest.mark.parametrize("ending", ["the server is killed", "the check is killed"])
+def test_kernels_end_with_their_server_and_with_their_check(ending, fork_server, tmp_path):
     kernel = start_kernel(tmp_path, fork_server)
     client = kernel.client()
     client.start_channels()
     try:
         run_sync(client.wait_for_ready)(timeout=60)
         pid = kernel.provisioner.process.pid
-        fork_server._process.kill()  # as when the check is killed and its pipe to the server closes
+        if ending == "the server is killed":
+            fork_server._process.kill()  # the kernel's parent poller sees its parent go
+        else:
+            fork_server._process.stdin.close()  # the server stops the kernels left, then ends
+            assert fork_server._process.wait(timeout=10) == 0
         deadline = time.monotonic() + 10
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(pid)
-    finally:
-        client.stop_channels()
-        shut_down(kernel)
-
-
-def test_kernels_end_when_their_check_is_killed(fork_server, tmp_path):
-    # A killed check closes the server's stdin without stopping its kernels first.
-    kernel = start_kernel(tmp_path, fork_server)
-    client = kernel.client()
-    client.start_channels()
-    try:
-        run_sync(client.wait_for_ready)(timeout=60)
-        pid = kernel.provisioner.process.pid
-        fork_server._process.stdin.close()
-        assert fork_server._process.wait(timeout=10) == 0
         assert not _alive(pid)
     finally:
         client.stop_channels()
