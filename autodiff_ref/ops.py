@@ -1103,8 +1103,7 @@ class MaxPool2d(Function):
 
     def backward(self, g, node):
         (x,) = node.inputs
-        windows = _pool_windows(x._data, self.size)
-        top = self.forward(x._data)
+        windows, top = _pool_windows(x._data, self.size), node._data
         offsets = [(u, v) for u in range(self.size) for v in range(self.size)]
         # The offset in each window that gets the gradient, scanning row by row as PyTorch does:
         # the first maximum, or the last NaN in a window that has one.

@@ -280,13 +280,15 @@ def with_instructor_tests(
         nbgrader_metadata,
         put_back_deleted,
         tampering,
+        unmark_duplicates,
     )
 
     handed_out = copy.deepcopy(instructor)
     for cell in handed_out.cells:
         if is_fixed_cell(cell):
             cell.source = released_source(cell.source)
-    learner, duplicated = without_duplicate_ids(learner)
+    learner = copy.deepcopy(learner)
+    duplicated = unmark_duplicates(learner)  # as in grading: the last copy counts
     edited, deleted, moved = tampering(learner, handed_out)
     fresh_copy = "take the cells back from a fresh copy of the course notebook"
     if moved:
@@ -327,15 +329,6 @@ def with_instructor_tests(
     notes += grading_changed
     notes += [f"{finding} (not run, as in grading: its exercise scores 0)" for finding in flagged]
     return runnable, notes
-
-
-def without_duplicate_ids(notebook: NotebookNode) -> tuple[NotebookNode, list[str]]:
-    """A copy of ``notebook`` as the grader sees it when a grade_id appears more than once (the
-    last copy counts; the earlier ones run as ordinary cells), and those grade_ids."""
-    from autodiff_ref.grading.cells import unmark_duplicates
-
-    deduplicated = copy.deepcopy(notebook)
-    return deduplicated, unmark_duplicates(deduplicated)
 
 
 KERNEL_ARGUMENTS = [

@@ -16,7 +16,8 @@ and points count only as handed out, and the learner's cells are scanned before 
 
 - When student code kills the kernel, stock nbgrader drops the whole notebook. Here the cells
   that ran keep their outputs, so their points, and the cell where the kernel died and every code
-  cell after it get an error output saying so; nbgrader scores those 0.
+  cell after it get an error output saying so; nbgrader scores those 0. A cell that goes on after
+  the time limit's interrupt has its kernel stopped, with the same outcome.
 - Before each test cell it puts back whatever the notebook's own code replaced in the checking
   machinery, and says so in that test's output.
 - With ``sandbox = "bubblewrap"`` (``nbgrader_config.py``), the kernel starts inside a sandbox:

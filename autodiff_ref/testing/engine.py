@@ -27,7 +27,6 @@ already check the notebooks' graph and scalar engines.)
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -229,7 +228,6 @@ _MORE_GRAPHS = (
 )
 
 
-@functools.lru_cache(maxsize=None)
 def _chain_graph(length: int) -> _Graph:
     """A chain of ``length`` ops (:func:`deep_chain_length`), which a recursive walk cannot finish."""
 

@@ -562,9 +562,10 @@ def check_topological_order(
     Any valid order passes. The graphs, built with ``leaf`` and ``op_node``: a single leaf,
     ``(a - b) + c``, ``x * x``, a diamond, the sigmoid, a node used at two depths, 16 stacked
     diamonds, the random graphs with the given seeds, and (``deep``) a chain of 3,000 nodes or
-    more (:func:`deep_chain_length`). The stacked diamonds are made of the checker's own nodes, which count how often their inputs are
-    read: a walk that does not skip visited nodes reads them about 260,000 times there and fails
-    on the count, even if it drops the repeats before it returns.
+    more (:func:`deep_chain_length`). The stacked diamonds are made of the checker's own nodes,
+    which count how often their inputs are read: a walk that does not skip visited nodes reads
+    them about 260,000 times there and fails on the count, even if it drops the repeats before
+    it returns.
     """
     with own_work("topological_order", topological_order, reference_topological_order):
         single = leaf(2.0, "x")
@@ -743,9 +744,9 @@ def check_evaluate(
     Compared node by node with the same graph computed by ``autodiff_ref.scalar.Value``, on:
     ``(3 - 2) + 1``, ``x * x``, a diamond, the sigmoid, a node used at two depths, 16 stacked
     diamonds, random graphs with the given seeds, then the graph of ``(a - b) + c`` again after
-    its leaves changed (a second call must recompute), and (``deep``) a chain of 3,000 nodes or more. When
-    ``ops`` (the notebook's table of op functions) is given, its functions are counted during
-    each call: a graph with n op nodes must cost at most n op calls, so shared nodes are
+    its leaves changed (a second call must recompute), and (``deep``) a chain of 3,000 nodes or
+    more. When ``ops`` (the notebook's table of op functions) is given, its functions are counted
+    during each call: a graph with n op nodes must cost at most n op calls, so shared nodes are
     computed once.
     """
     with own_work("evaluate", evaluate, None, also=(as_values,)):
